@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# The openai-capi-consumer image: `docker build -t <registry>/openai-capi-consumer:<version> .`
+# Runs as uid/gid 10001 with a read-only root filesystem in the Helm chart; see docs/deploying.md.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# Builder: wheels for the package (with the `fast` extra: cavro) and every dependency.
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY consumer ./consumer
+COPY transforms ./transforms
+COPY schemas ./schemas
+RUN pip wheel --wheel-dir /wheels ".[fast]"
+
+# Runtime: the installed wheels only, no build tools, no sources.
+FROM ${PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin app
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels "openai-capi-consumer[fast]"
+WORKDIR /app
+# `schema.local_schema` defaults to the relative path schemas/tracking_event.avsc.
+COPY schemas ./schemas
+USER 10001:10001
+# /metrics, /livez and /readyz (observability.port).
+EXPOSE 9464
+ENTRYPOINT ["capi-consumer"]
+CMD ["run", "--config", "/etc/capi-consumer/config.yaml"]

@@ -1,0 +1,43 @@
+# Everything runs from the project's own files: `make test` on a fresh machine needs only
+# Python 3.11 and the package registries.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint format typecheck unit demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,fast]'
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check consumer transforms schemas tests bench
+	$(BIN)/ruff format --check consumer transforms schemas tests bench
+
+format: install
+	$(BIN)/ruff check --fix consumer transforms schemas tests bench
+	$(BIN)/ruff format consumer transforms schemas tests bench
+
+typecheck: install
+	$(BIN)/mypy --strict transforms consumer
+
+unit: install
+	$(BIN)/pytest -q -m "not integration"
+
+test: lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+demo: install
+	$(BIN)/capi-consumer demo
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

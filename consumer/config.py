@@ -1,0 +1,253 @@
+"""The one typed configuration: a YAML file, then `CAPI_CONSUMER_` environment overrides.
+
+`CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS=host:9092` sets `kafka.bootstrap_servers`; `__` separates
+levels. A value that parses as a JSON list, object or null is taken as that (lists, maps, null);
+anything else stays a string and pydantic coerces it. Unknown keys are errors everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from consumer.sandbox.settings import SandboxSettings
+from transforms.settings import MappingSettings
+
+ENV_PREFIX = "CAPI_CONSUMER_"
+_SECRET_WORDS = ("password", "secret", "key", "token", "user.info", "credentials")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `str()` is the one line shown to the user."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"configuration error: {key}: {message}" if key else message)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str | None = None
+    group_id: str = "openai-capi-consumer"
+    topics: list[str] = Field(default_factory=list)
+    # Any librdkafka property (SASL/SSL, session.timeout.ms, ...), applied to every client.
+    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # Messages taken per consume() call; the unit of bulk decode and map.
+    consume_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+
+class SchemaSettings(_Section):
+    registry_url: str | None = None
+    registry_settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    local_schema: str = "schemas/tracking_event.avsc"
+    # auto: Confluent framing when a registry is set, plain Avro otherwise.
+    wire_format: Literal["auto", "confluent", "plain"] = "auto"
+    # fastavro is the reference; cavro (optional extra `fast`) is ~2x faster and is checked
+    # against fastavro on sample messages before it is trusted. auto = cavro when installed.
+    decoder: Literal["auto", "fastavro", "cavro"] = "auto"
+
+
+class Route(_Section):
+    """Send events whose `field` (dotted CA path) equals one of `values` to another pixel."""
+
+    field: str
+    values: list[str]
+    pixel_id: str
+    api_key: SecretStr | None = None
+    api_key_file: str | None = None
+
+
+class CapiSettings(_Section):
+    base_url: str = "https://bzr.openai.com"
+    pixel_id: str | None = None
+    api_key: SecretStr | None = None
+    api_key_file: str | None = None
+    integration_source: str = "openai-capi-consumer"
+    routes: list[Route] = Field(default_factory=list)
+    validate_only: bool = False
+
+
+class RetrySettings(_Section):
+    initial_backoff_s: float = Field(default=0.5, gt=0)
+    max_backoff_s: float = Field(default=60.0, gt=0)
+    # Retry-After is honoured up to this many seconds.
+    max_retry_after_s: float = Field(default=300.0, gt=0)
+
+
+class BatchSettings(_Section):
+    max_events: int = Field(default=1000, ge=1, le=1000)
+    max_bytes: int = Field(default=4_000_000, ge=1024)
+    linger_ms: int = Field(default=1000, ge=0)
+
+
+class DeliverySettings(_Section):
+    max_in_flight: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=30.0, gt=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    # Backpressure: partitions pause while more than this is consumed but not settled.
+    max_pending_events: int = Field(default=20_000, ge=1)
+    max_pending_bytes: int = Field(default=64_000_000, ge=1024)
+    # SIGTERM: time to flush and commit before closing.
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
+    # Partition revoke: time to settle in-flight work of the revoked partitions.
+    revoke_grace_s: float = Field(default=10.0, ge=0)
+
+
+class DlqSettings(_Section):
+    topic: str = "openai-capi-consumer-dlq"
+    max_ratio: float = Field(default=0.5, gt=0, le=1)
+    window: int = Field(default=1000, ge=1)
+    # librdkafka properties for the DLQ producer only (the kafka.settings apply too).
+    producer_settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class ObservabilitySettings(_Section):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=9464, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # None: json when stderr is not a terminal, text when it is.
+    log_format: Literal["json", "text"] | None = None
+
+
+class AppConfig(MappingSettings):
+    """The whole file: the mapping keys at the top level, then one section per concern."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    schema_: SchemaSettings = Field(default_factory=SchemaSettings, alias="schema")
+    capi: CapiSettings = Field(default_factory=CapiSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    dlq: DlqSettings = Field(default_factory=DlqSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AppConfig:
+        if self.capi.api_key is not None and self.capi.api_key_file is not None:
+            raise ValueError("capi.api_key and capi.api_key_file are exclusive")
+        return self
+
+    @property
+    def schema_settings(self) -> SchemaSettings:
+        return self.schema_
+
+    def require_for_run(self) -> None:
+        """What `run`, `backfill` and `dlq replay` need beyond the mapping keys."""
+        if not self.kafka.bootstrap_servers:
+            raise ConfigError("kafka.bootstrap_servers", "required")
+        if not self.kafka.topics:
+            raise ConfigError("kafka.topics", "at least one topic is required")
+        if self.capi.pixel_id is None and not self.capi.routes:
+            raise ConfigError("capi.pixel_id", "required (or capi.routes)")
+        if self.capi.api_key is None and self.capi.api_key_file is None:
+            raise ConfigError("capi.api_key", "required (or capi.api_key_file)")
+        if self.capi.api_key_file is not None and not Path(self.capi.api_key_file).is_file():
+            raise ConfigError("capi.api_key_file", f"no such file: {self.capi.api_key_file}")
+        for index, route in enumerate(self.capi.routes):
+            key_source = route.api_key or route.api_key_file
+            if key_source is None and self.capi.api_key is None and not self.capi.api_key_file:
+                raise ConfigError(f"capi.routes.{index}.api_key", "required")
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`CAPI_CONSUMER_A__B=v` → `{"a": {"b": v}}`; JSON lists, objects and null are decoded."""
+    tree: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(path), f"conflicts with {name}")
+            node = child
+        node[path[-1]] = _env_value(raw)
+    return tree
+
+
+def _env_value(raw: str) -> Any:
+    stripped = raw.strip()
+    if stripped[:1] in ("[", "{") or stripped == "null":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Read the YAML file (optional), apply the environment, validate. Raises `ConfigError`."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("", f"configuration error: cannot read {path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError("", f"configuration error: {path} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("", f"configuration error: {path}: the top level must be a mapping")
+        data = loaded
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        raise ConfigError(key, message) from None
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def masked(config: AppConfig) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by `***`."""
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        if isinstance(node, SecretStr):
+            return "***"
+        if node is not None and key and is_secret_key(key) and not key.endswith("_file"):
+            return "***"
+        return node
+
+    dumped = config.model_dump(by_alias=True)
+    return {k: walk(v) for k, v in dumped.items()}

@@ -1,0 +1,699 @@
+"""Kafka record values ⇄ Commanders Act event dicts, a batch at a time.
+
+Two wire formats: Confluent (magic byte 0, 4-byte big-endian schema id, Avro body) with the writer
+schema fetched from a Schema Registry by id and resolved to the project's schema, or plain Avro
+written with the local schema. Decoded events have the CA JSON shape the transforms read
+(`event["context"]["page"]["url"]`); `null` stands for an absent field.
+
+Properties the schema does not name (and values whose type does not fit their field) travel in the
+`extra_properties` map, keyed by their JSON Pointer (RFC 6901) in the CA event, valued by their
+JSON text; decoding puts them back in place, so the round trip loses nothing.
+
+Decoding is most of the pipeline's CPU: schemas are parsed once (per writer schema id), bodies are
+read in place from the message bytes, and cavro (about twice as fast as fastavro) is used only
+after it has produced exactly fastavro's output on sample records.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import fastavro
+import orjson
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.schema import to_parsing_canonical_form
+from fastavro.utils import generate_many
+
+import schemas
+from consumer.config import ConfigError, SchemaSettings
+
+log = logging.getLogger(__name__)
+
+EXTRA_FIELD: Final = "extra_properties"
+MAGIC_BYTE: Final = 0
+_HEADER: Final = struct.Struct(">BI")
+# The registry answered "no such schema id": try it again after this long, not per message.
+_UNKNOWN_ID_RETRY_S: Final = 60.0
+# The consumer retries a batch itself when the registry is down; the client's own retries only
+# block the loop, so they are kept short unless the configuration says otherwise.
+_REGISTRY_DEFAULTS: Final[dict[str, str | int | float | bool]] = {
+    "max.retries": 1,
+    "retries.wait.ms": 200,
+    "timeout": 10,
+}
+_SELF_CHECK_EVENTS: Final = 64
+_SELF_CHECK_RANDOM: Final = 32
+_SELF_CHECK_NOW_MS: Final = 1_773_892_800_000
+
+Record = dict[str, Any]
+_T = TypeVar("_T")
+# (message bytes, offset of the Avro body) -> record; raises on any malformed input.
+BodyDecoder = Callable[[bytes, int], Record]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFailure:
+    """A message whose bytes cannot be decoded; `message` never holds payload content."""
+
+    reason: str
+    message: str
+
+
+class RegistryUnavailable(Exception):
+    """The Schema Registry is unreachable or failing: transient, retry the same batch later."""
+
+
+class RegistryRejected(Exception):
+    """The Schema Registry refused the request (credentials, permissions, incompatible schema)."""
+
+
+class EncodeError(ValueError):
+    """An event that cannot be encoded; the message names no value."""
+
+
+def _failure(message: str) -> DecodeFailure:
+    return DecodeFailure(reason="undecodable", message=message)
+
+
+_NO_VALUE: Final = _failure("the record has no value")
+_NOT_CONFLUENT: Final = _failure(
+    "not in Confluent wire format (expected magic byte 0 and a 4-byte schema id)"
+)
+_BAD_EXTRAS: Final = _failure(f"malformed {EXTRA_FIELD} entry")
+
+
+class _TrailingBytesError(ValueError):
+    pass
+
+
+# --- schemas and the registry ----------------------------------------------------------------
+
+
+def load_local_schema(settings: SchemaSettings) -> dict[str, Any]:
+    """The configured local schema, parsed and checked; `ConfigError` when unusable."""
+    try:
+        schema = schemas.load_schema(settings.local_schema)
+        fastavro.parse_schema(schema)
+    except FileNotFoundError as exc:
+        raise ConfigError("schema.local_schema", str(exc)) from None
+    except (ValueError, TypeError, fastavro.schema.SchemaParseException) as exc:
+        raise ConfigError("schema.local_schema", f"not a valid Avro schema: {exc}") from None
+    return schema
+
+
+def registry_client(settings: SchemaSettings) -> SchemaRegistryClient:
+    """A Schema Registry client for `schema.registry_url` with `schema.registry_settings`."""
+    if not settings.registry_url:
+        raise ConfigError("schema.registry_url", "required")
+    conf = {**_REGISTRY_DEFAULTS, **settings.registry_settings, "url": settings.registry_url}
+    try:
+        return SchemaRegistryClient(conf)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("schema.registry_settings", str(exc)) from None
+
+
+def _uses_confluent_framing(settings: SchemaSettings, has_registry: bool) -> bool:
+    if settings.wire_format == "auto":
+        return has_registry
+    return settings.wire_format == "confluent"
+
+
+def _registry_call(call: Callable[[], _T], what: str) -> _T:
+    """Run one registry request, sorting its failures into the three classes callers handle."""
+    try:
+        return call()
+    except SchemaRegistryError as exc:
+        status = exc.http_status_code
+        if status in (408, 429) or status >= 500:
+            raise RegistryUnavailable(f"{what}: the registry answered HTTP {status}") from exc
+        raise
+    # Anything else is the transport (the client's HTTP library: refused, reset, timed out, TLS)
+    # or a garbled answer: transient either way, and never a reason to dead-letter.
+    except Exception as exc:
+        raise RegistryUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+# --- body decoders ---------------------------------------------------------------------------
+
+
+def _fastavro_decoder(writer: Any, reader: Any = None) -> BodyDecoder:
+    read = fastavro.schemaless_reader
+    bytes_io = io.BytesIO
+
+    def decode(value: bytes, start: int) -> Record:
+        # BytesIO over bytes shares the buffer: no copy of the message.
+        stream = bytes_io(value)
+        stream.seek(start)
+        record: Record = read(stream, writer, reader)  # type: ignore[assignment]
+        if stream.tell() != len(value):
+            raise _TrailingBytesError
+        return record
+
+    return decode
+
+
+def _cavro_decoder(schema: Any) -> BodyDecoder:
+    import cavro
+
+    read = schema.binary_read
+    # cavro tells no position: reading one more byte must hit the end of the input.
+    read_past_end = cavro.Schema({"type": "fixed", "name": "EndProbe", "size": 1}).binary_read
+    memory_reader = cavro.MemoryReader
+
+    def decode(value: bytes, start: int) -> Record:
+        source = memory_reader(memoryview(value)[start:] if start else value)
+        record: Record = read(source)
+        try:
+            read_past_end(source)
+        except EOFError:
+            return record
+        raise _TrailingBytesError
+
+    return decode
+
+
+def _cavro_schema(schema: Mapping[str, Any]) -> Any:
+    import cavro
+
+    return cavro.Schema(dict(schema), record_decodes_to_dict=True)
+
+
+def _cavro_available() -> bool:
+    try:
+        import cavro  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _same_output(decoders: Sequence[BodyDecoder], bodies: Iterable[bytes]) -> bool:
+    """True when every decoder gives the same record for every body (none may raise)."""
+    reference, *others = decoders
+    for body in bodies:
+        expected = reference(body, 0)
+        if any(other(body, 0) != expected for other in others):
+            return False
+    return True
+
+
+def _random_bodies(parsed_schema: Any) -> list[bytes]:
+    """Avro bodies of random records of the schema: every union branch gets exercised."""
+    bodies = []
+    for record in generate_many(parsed_schema, _SELF_CHECK_RANDOM):
+        stream = io.BytesIO()
+        fastavro.schemaless_writer(stream, parsed_schema, record)
+        bodies.append(stream.getvalue())
+    return bodies
+
+
+def _put_back_extras(event: Record) -> Record | DecodeFailure:
+    extras = event.pop(EXTRA_FIELD, None)
+    if extras:
+        try:
+            for pointer, text in extras.items():
+                _set_at_pointer(event, pointer, orjson.loads(text))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return _BAD_EXTRAS
+    return event
+
+
+def _set_at_pointer(event: Record, pointer: str, value: Any) -> None:
+    if not pointer.startswith("/"):
+        raise ValueError(pointer)
+    *parents, last = (_unescape(token) for token in pointer[1:].split("/"))
+    node: Any = event
+    for token in parents:
+        if isinstance(node, list):
+            node = node[int(token)]
+            continue
+        child = node.get(token)
+        if child is None:
+            child = node[token] = {}
+        node = child
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1") if ("~" in token or "/" in token) else token
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~") if "~" in token else token
+
+
+# --- the decoder -----------------------------------------------------------------------------
+
+
+class Decoder:
+    """Record values → CA event dicts (or `DecodeFailure`s), one batch per call.
+
+    Raises `RegistryUnavailable` (transient: retry the batch later, never dead-letter for it) and
+    `RegistryRejected` (the registry refuses the consumer's requests) only while fetching a writer
+    schema it has not seen; everything wrong with the bytes themselves is a `DecodeFailure`.
+    """
+
+    def __init__(
+        self, settings: SchemaSettings, registry: SchemaRegistryClient | None = None
+    ) -> None:
+        self._schema = load_local_schema(settings)
+        self._parsed = fastavro.parse_schema(self._schema)
+        self._canonical = to_parsing_canonical_form(self._schema)
+        if registry is None and settings.registry_url and settings.wire_format != "plain":
+            registry = registry_client(settings)
+        self._confluent = _uses_confluent_framing(settings, registry is not None)
+        self._registry = registry if self._confluent else None
+        self._engine = self._choose_engine(settings.decoder)
+        self._cavro_reader = _cavro_schema(self._schema) if self._engine == "cavro" else None
+        self._local = (
+            _cavro_decoder(self._cavro_reader)
+            if self._engine == "cavro"
+            else _fastavro_decoder(self._parsed)
+        )
+        self._by_id: dict[int, BodyDecoder | DecodeFailure] = {}
+        self._unknown_until: dict[int, float] = {}
+
+    @property
+    def engine(self) -> str:
+        """`cavro` or `fastavro`: the decoder in use for the project schema."""
+        return self._engine
+
+    @property
+    def wire_format(self) -> str:
+        return "confluent" if self._confluent else "plain"
+
+    def decode_batch(self, values: Sequence[bytes | None]) -> list[Record | DecodeFailure]:
+        decode = self._decode_confluent if self._confluent else self._decode_plain
+        return [decode(value) for value in values]
+
+    def _decode_plain(self, value: bytes | None) -> Record | DecodeFailure:
+        if not value:
+            return _NO_VALUE
+        return self._decode_body(self._local, value, 0)
+
+    def _decode_confluent(self, value: bytes | None) -> Record | DecodeFailure:
+        if not value:
+            return _NO_VALUE
+        if len(value) < _HEADER.size or value[0] != MAGIC_BYTE:
+            return _NOT_CONFLUENT
+        if self._registry is None:
+            return self._decode_body(self._local, value, _HEADER.size)
+        schema_id = _HEADER.unpack_from(value)[1]
+        body = self._by_id.get(schema_id) or self._writer_decoder(schema_id)
+        if isinstance(body, DecodeFailure):
+            return body
+        return self._decode_body(body, value, _HEADER.size)
+
+    @staticmethod
+    def _decode_body(body: BodyDecoder, value: bytes, start: int) -> Record | DecodeFailure:
+        try:
+            event = body(value, start)
+        except _TrailingBytesError:
+            return _failure("bytes left over after the Avro record")
+        # Malformed input makes the Avro readers raise many kinds of errors (EOFError,
+        # ValueError, UnicodeDecodeError, IndexError, ...): each one means "undecodable".
+        except Exception as exc:
+            return _failure(f"Avro decode error ({type(exc).__name__})")
+        return _put_back_extras(event)
+
+    def _writer_decoder(self, schema_id: int) -> BodyDecoder | DecodeFailure:
+        """The decoder for writer schema `schema_id`, fetched and prepared once."""
+        assert self._registry is not None
+        retry_at = self._unknown_until.get(schema_id)
+        if retry_at is not None and time.monotonic() < retry_at:
+            return _failure(f"schema id {schema_id} is unknown to the registry")
+        registry = self._registry
+        what = f"fetching schema id {schema_id}"
+        try:
+            registered = _registry_call(lambda: registry.get_schema(schema_id), what)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                self._unknown_until[schema_id] = time.monotonic() + _UNKNOWN_ID_RETRY_S
+                return _failure(f"schema id {schema_id} is unknown to the registry")
+            raise RegistryRejected(f"{what}: {exc}") from exc
+        self._unknown_until.pop(schema_id, None)
+        body = self._prepare_writer(schema_id, registered)
+        self._by_id[schema_id] = body
+        return body
+
+    def _prepare_writer(self, schema_id: int, registered: Schema) -> BodyDecoder | DecodeFailure:
+        if (registered.schema_type or "AVRO") != "AVRO":
+            return _failure(f"schema id {schema_id} is a {registered.schema_type} schema, not Avro")
+        try:
+            writer_schema = json.loads(registered.schema_str or "")
+            if to_parsing_canonical_form(writer_schema) == self._canonical:
+                return self._local
+            writer = fastavro.parse_schema(writer_schema)
+        except Exception as exc:
+            return _failure(f"schema id {schema_id} is not a valid Avro schema ({exc})")
+        resolved = _fastavro_decoder(writer, self._parsed)
+        try:
+            bodies = _random_bodies(writer)
+            for body in bodies:
+                resolved(body, 0)
+        except Exception as exc:
+            return _failure(f"schema id {schema_id} cannot be read as the project schema ({exc})")
+        if self._cavro_reader is not None:
+            try:
+                fast = _cavro_decoder(
+                    self._cavro_reader.reader_for_writer(_cavro_schema(writer_schema))
+                )
+                if _same_output([resolved, fast], bodies):
+                    return fast
+            except Exception as exc:
+                log.warning("cavro cannot resolve schema id %s (%s)", schema_id, exc)
+            log.warning("schema id %s: cavro differs from fastavro, using fastavro", schema_id)
+        return resolved
+
+    def _choose_engine(self, choice: str) -> str:
+        if choice == "fastavro":
+            return "fastavro"
+        if not _cavro_available():
+            if choice == "cavro":
+                raise ConfigError(
+                    "schema.decoder",
+                    "cavro is not installed (pip install 'openai-capi-consumer[fast]')",
+                )
+            return "fastavro"
+        if self._cavro_agrees():
+            log.info("Avro decoder: cavro (identical to fastavro on sample records)")
+            return "cavro"
+        if choice == "cavro":
+            raise ConfigError("schema.decoder", "cavro's output differs from fastavro's")
+        log.warning("Avro decoder: fastavro (cavro's output differs from fastavro's)")
+        return "fastavro"
+
+    def _cavro_agrees(self) -> bool:
+        """Do fastavro and cavro decode realistic and random sample records identically?"""
+        from consumer.samples import generate_events
+
+        encoder = _PlainEncoder(self._schema)
+        bodies = []
+        for event in generate_events(_SELF_CHECK_EVENTS, seed=0, now_ms=_SELF_CHECK_NOW_MS):
+            try:
+                bodies.append(encoder.encode(event))
+            except EncodeError:
+                continue  # a custom local schema may not hold every sample
+        try:
+            bodies += _random_bodies(self._parsed)
+            fast = _cavro_decoder(_cavro_schema(self._schema))
+            return _same_output([_fastavro_decoder(self._parsed), fast], bodies)
+        except Exception as exc:
+            log.warning("cavro failed its self-check (%s)", type(exc).__name__)
+            return False
+
+
+# --- the encoder -----------------------------------------------------------------------------
+
+_MISFIT: Final = object()
+# (value, JSON Pointer of the value, extras to fill) -> the Avro datum, or _MISFIT.
+_Fit = Callable[[Any, str, dict[str, str]], Any]
+# Exact Python type of a JSON value → the range it must lie in (None: any).
+_SCALARS: Final[dict[str, tuple[type, tuple[int, int] | None]]] = {
+    "string": (str, None),
+    "long": (int, (-(2**63), 2**63 - 1)),
+    "int": (int, (-(2**31), 2**31 - 1)),
+    "double": (float, None),
+    "float": (float, None),
+    "boolean": (bool, None),
+}
+# JSON has no bytes and never needs a null branch (an absent value is written as the default).
+_NEVER_FIT: Final = frozenset({"null", "bytes", "fixed"})
+
+
+def _scalars_fit(kinds: Iterable[str]) -> _Fit:
+    """A value fits when its exact type is one the kinds accept (so True is not a long)."""
+    accepted: dict[type, tuple[int, int] | None] = {}
+    for kind in kinds:
+        python_type, bounds = _SCALARS[kind]
+        accepted.setdefault(python_type, bounds)
+
+    def fit(value: Any, _pointer: str, _extras: dict[str, str]) -> Any:
+        python_type = type(value)
+        if python_type not in accepted:
+            return _MISFIT
+        bounds = accepted[python_type]
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            return _MISFIT
+        return value
+
+    return fit
+
+
+def _reject(_value: Any, _pointer: str, _extras: dict[str, str]) -> Any:
+    return _MISFIT
+
+
+class _Fitter:
+    """Turns a CA JSON event into a datum of the Avro schema, moving what does not fit into the
+    extras map so the decoder can put it back exactly where it was."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self._named: dict[str, _Fit] = {}
+        self._top = self._compile(schema, namespace="", top=True)
+
+    def fit(self, event: Mapping[str, Any]) -> Record:
+        if type(event) is not dict:
+            raise EncodeError("an event must be a JSON object")
+        extras: dict[str, str] = {}
+        record: Record = self._top(event, "", extras)
+        record[EXTRA_FIELD] = extras
+        return record
+
+    def _compile(self, schema: Any, namespace: str, top: bool = False) -> _Fit:
+        if isinstance(schema, list):
+            return self._union(schema, namespace)
+        if isinstance(schema, str):
+            if schema in _SCALARS:
+                return _scalars_fit([schema])
+            if schema in _NEVER_FIT:
+                return _reject
+            name = schema if "." in schema or not namespace else f"{namespace}.{schema}"
+            named = self._named
+
+            def fit_named(value: Any, pointer: str, extras: dict[str, str]) -> Any:
+                # Looked up when called: a named type may refer to itself.
+                return named.get(name, named.get(schema, _reject))(value, pointer, extras)
+
+            return fit_named
+        kind = schema["type"]
+        if kind == "record":
+            return self._record(schema, namespace, top)
+        if kind == "array":
+            return self._array(self._compile(schema["items"], namespace))
+        if kind == "map":
+            return self._map(self._compile(schema["values"], namespace))
+        if kind == "enum":
+            symbols = frozenset(schema["symbols"])
+            return lambda v, _p, _e: v if type(v) is str and v in symbols else _MISFIT
+        return self._compile(kind, namespace)  # {"type": "string", "logicalType": ...}
+
+    def _union(self, branches: list[Any], namespace: str) -> _Fit:
+        scalar_kinds = [b for b in branches if isinstance(b, str) and b in _SCALARS]
+        others = [
+            self._compile(b, namespace)
+            for b in branches
+            if not (isinstance(b, str) and (b in _SCALARS or b in _NEVER_FIT))
+        ]
+        scalar_fit = _scalars_fit(scalar_kinds) if scalar_kinds else _reject
+        if not others:
+            return scalar_fit
+
+        def fit(value: Any, pointer: str, extras: dict[str, str]) -> Any:
+            fitted = scalar_fit(value, pointer, extras)
+            if fitted is not _MISFIT:
+                return fitted
+            for branch in others:
+                # A branch records extras only if it is the one that fits.
+                scratch: dict[str, str] = {}
+                fitted = branch(value, pointer, scratch)
+                if fitted is not _MISFIT:
+                    extras.update(scratch)
+                    return fitted
+            return _MISFIT
+
+        return fit
+
+    def _record(self, schema: Mapping[str, Any], namespace: str, top: bool) -> _Fit:
+        name = schema["name"]
+        namespace = schema.get("namespace", name.rpartition(".")[0] or namespace)
+        full_name = name if "." in name else f"{namespace}.{name}" if namespace else name
+        fields: list[_FieldFit] = []
+        fit_record = self._record_fit(fields)
+        self._named[full_name] = fit_record
+        for field in schema["fields"]:
+            if top and field["name"] == EXTRA_FIELD:
+                continue
+            field_type = field["type"]
+            nullable = field_type == "null" or (
+                isinstance(field_type, list) and "null" in field_type
+            )
+            fields.append(
+                _FieldFit(
+                    name=field["name"],
+                    suffix="/" + _escape(field["name"]),
+                    fit=self._compile(field_type, namespace),
+                    required=not nullable and "default" not in field,
+                )
+            )
+        return fit_record
+
+    @staticmethod
+    def _record_fit(fields: list[_FieldFit]) -> _Fit:
+        known: set[str] = set()
+
+        def fit(value: Any, pointer: str, extras: dict[str, str]) -> Any:
+            if type(value) is not dict:
+                return _MISFIT
+            if not known:
+                known.update(field.name for field in fields)
+            out: Record = {}
+            for field in fields:
+                field_value = value.get(field.name)
+                if field_value is not None:
+                    fitted = field.fit(field_value, pointer + field.suffix, extras)
+                    if fitted is not _MISFIT:
+                        out[field.name] = fitted
+                        continue
+                    extras[pointer + field.suffix] = _json(field_value)
+                if field.required:
+                    raise EncodeError(f"{pointer + field.suffix}: required by the schema")
+                # else absent: the writer uses the field's default
+            for key, extra in value.items():
+                if key not in known:
+                    extras[f"{pointer}/{_escape(key)}"] = _json(extra)
+            return out
+
+        return fit
+
+    @staticmethod
+    def _array(item_fit: _Fit) -> _Fit:
+        def fit(value: Any, pointer: str, extras: dict[str, str]) -> Any:
+            if type(value) is not list:
+                return _MISFIT
+            out = []
+            for index, item in enumerate(value):
+                fitted = item_fit(item, f"{pointer}/{index}", extras)
+                if fitted is _MISFIT:
+                    return _MISFIT
+                out.append(fitted)
+            return out
+
+        return fit
+
+    @staticmethod
+    def _map(value_fit: _Fit) -> _Fit:
+        def fit(value: Any, pointer: str, extras: dict[str, str]) -> Any:
+            if type(value) is not dict:
+                return _MISFIT
+            out = {}
+            for key, item in value.items():
+                fitted = value_fit(item, f"{pointer}/{_escape(key)}", extras)
+                if fitted is _MISFIT:
+                    return _MISFIT
+                out[key] = fitted
+            return out
+
+        return fit
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldFit:
+    name: str
+    suffix: str  # "/" + the escaped name: the field's pointer below its record's
+    fit: _Fit
+    required: bool
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        raise EncodeError("a value cannot be represented as JSON") from None
+
+
+class _PlainEncoder:
+    """CA event → plain Avro body with one schema."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self._parsed = fastavro.parse_schema(dict(schema))
+        self._fitter = _Fitter(schema)
+
+    def encode(self, event: Mapping[str, Any], header: bytes = b"") -> bytes:
+        record = self._fitter.fit(event)
+        stream = io.BytesIO()
+        stream.write(header)
+        try:
+            fastavro.schemaless_writer(stream, self._parsed, record)
+        except (ValueError, TypeError) as exc:
+            # The fitter lets through only what the schema accepts; fastavro's message would
+            # quote the value, so only its kind is kept.
+            raise EncodeError(f"not encodable with the schema ({type(exc).__name__})") from None
+        return stream.getvalue()
+
+
+class Encoder:
+    """CA event dicts → record values in the wire format a `Decoder` with the same settings reads.
+
+    With a registry, the project schema is registered (or looked up) under `<topic>-value` once per
+    topic; Confluent framing without a registry writes schema id 0, which such a decoder ignores.
+    """
+
+    def __init__(
+        self, settings: SchemaSettings, registry: SchemaRegistryClient | None = None
+    ) -> None:
+        self._schema = load_local_schema(settings)
+        self._plain = _PlainEncoder(self._schema)
+        if registry is None and settings.registry_url and settings.wire_format != "plain":
+            registry = registry_client(settings)
+        self._confluent = _uses_confluent_framing(settings, registry is not None)
+        self._registry = registry if self._confluent else None
+        self._headers: dict[str, bytes] = {}
+
+    @property
+    def wire_format(self) -> str:
+        return "confluent" if self._confluent else "plain"
+
+    def encode(self, event: Mapping[str, Any], topic: str) -> bytes:
+        """Raises `EncodeError` for an event that is not encodable, `RegistryUnavailable` and
+        `RegistryRejected` when the schema cannot be registered."""
+        if not self._confluent:
+            return self._plain.encode(event)
+        header = self._headers.get(topic) or self._header(topic)
+        return self._plain.encode(event, header)
+
+    def _header(self, topic: str) -> bytes:
+        schema_id = 0 if self._registry is None else self._register(topic)
+        header = self._headers[topic] = _HEADER.pack(MAGIC_BYTE, schema_id)
+        return header
+
+    def _register(self, topic: str) -> int:
+        assert self._registry is not None
+        registry = self._registry
+        subject = f"{topic}-value"
+        schema = Schema(json.dumps(self._schema), "AVRO")
+        what = f"registering the schema under {subject}"
+        try:
+            return int(_registry_call(lambda: registry.register_schema(subject, schema), what))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code not in (401, 403):
+                raise RegistryRejected(f"{what}: {exc}") from exc
+        # Auto-registration may be forbidden to this client: the schema may still be there.
+        what = f"looking up the schema under {subject}"
+        try:
+            found = _registry_call(lambda: registry.lookup_schema(subject, schema), what)
+        except SchemaRegistryError as exc:
+            raise RegistryRejected(f"{what}: {exc}") from exc
+        if found.schema_id is None:
+            raise RegistryRejected(f"{what}: the registry gave no schema id")
+        return int(found.schema_id)

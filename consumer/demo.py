@@ -1,0 +1,94 @@
+"""`capi-consumer demo` (`make demo`): the main job end to end on this machine.
+
+Starts an embedded Kafka-protocol broker (librdkafka's mock cluster, in a child process) and the
+local CAPI sandbox, produces realistic sample events (a few of them invalid on purpose), runs the
+real consumer until the topic is drained and committed, prints what happened, and stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from consumer.config import AppConfig
+from consumer.embedded_broker import EmbeddedBroker
+from consumer.logs import setup_logging
+from consumer.pipeline import Pipeline
+from consumer.produce import produce_events
+from consumer.samples import generate_events
+from consumer.sandbox.server import SandboxThread
+from consumer.sandbox.settings import SandboxSettings
+
+DEMO_PIXEL = "demo-pixel"
+DEMO_KEY = "demo-key"
+TOPIC = "ca-events"
+
+
+def demo_config(bootstrap: str, sandbox_url: str) -> dict[str, Any]:
+    return {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_id": "capi-demo",
+            "topics": [TOPIC],
+            "settings": {"session.timeout.ms": 6000},
+        },
+        "capi": {"base_url": sandbox_url, "pixel_id": DEMO_PIXEL, "api_key": DEMO_KEY},
+        "batch": {"linger_ms": 200},
+        "dlq": {"topic": "capi-demo-dlq"},
+        "observability": {"enabled": False, "log_level": "warning"},
+    }
+
+
+def _print_summary(summary: dict[str, Any], stats: dict[str, Any], config_path: Path) -> None:
+    line = "-" * 60
+    print(line)
+    print("openai-capi-consumer demo: summary")
+    print(line)
+    print(f"events read            {summary['read']:>8}")
+    print(f"delivered (accepted)   {summary['delivered']:>8}")
+    for reason, count in sorted(summary["skipped"].items()):
+        print(f"skipped: {reason:<22}{count:>6}")
+    for reason, count in sorted(summary["dead_lettered"].items()):
+        print(f"dead-lettered: {reason:<16}{count:>6}")
+    print(f"HTTP batches           {summary['batches']:>8}  ({summary['requests']} requests)")
+    print(f"throughput             {summary['events_per_s']:>8} events/s")
+    print(line)
+    print("the sandbox (a strict local OpenAI CAPI) stored:")
+    print(orjson.dumps(stats, option=orjson.OPT_INDENT_2).decode())
+    print(line)
+    print(f"config used: {config_path}  (try: capi-consumer config check --config {config_path})")
+
+
+def command(args: argparse.Namespace) -> int:
+    setup_logging("warning", "text")
+    log = logging.getLogger("consumer.demo")
+    now_ms = int(time.time() * 1000)
+    events = generate_events(args.events, seed=7, now_ms=now_ms, invalid_ratio=0.05)
+    sandbox_settings = SandboxSettings.model_validate(
+        {"pixels": [{"pixel_id": DEMO_PIXEL, "api_keys": [DEMO_KEY]}]}
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="capi-demo-"))
+    print("starting the embedded Kafka broker and the CAPI sandbox ...", flush=True)
+    with EmbeddedBroker() as broker, SandboxThread(sandbox_settings) as sandbox:
+        raw = demo_config(broker.bootstrap_servers, sandbox.url)
+        config_path = workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        config = AppConfig.model_validate(raw)
+        report = produce_events(config, TOPIC, events)
+        print(f"produced {report.produced} sample events to '{TOPIC}' at {broker.bootstrap_servers}")
+        print(f"running the consumer against the sandbox at {sandbox.url} ...", flush=True)
+        pipeline = Pipeline(config)
+        reason = pipeline.run(until_caught_up=True)
+        if reason != "caught_up":
+            log.error("the demo run ended early", extra={"reason": reason})
+            return 1
+        _print_summary(pipeline.summary.as_dict(), sandbox.call(lambda state: state.stats()), config_path)
+    return 0

@@ -1,0 +1,58 @@
+"""Structured logs: one JSON object per line (or a readable line on a terminal).
+
+Log records carry context in `extra` (topic, partition, offset, pixel, status, reason, counts),
+never event content: the pipeline logs codes and coordinates, not values, so raw PII, keys,
+oppref and obref cannot reach a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+def _context(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        entry.update(_context(record))
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(f"{k}={v}" for k, v in _context(record).items())
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        return f"{stamp} {record.levelname:<7} {record.getMessage()}" + (
+            f"  {context}" if context else ""
+        )
+
+
+def setup_logging(level: str = "info", log_format: str | None = None) -> None:
+    """Configure the root logger once for a command (json off a terminal, text on one)."""
+    if log_format is None:
+        log_format = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's access log would print request URLs; the pixel id is fine, but keep it quiet.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,327 @@
+"""The mapping configuration compiled once: paths split, source chains and tables built.
+
+Each CAPI field reads a chain of CA sources; the first usable value wins. A `field_mapping`
+entry replaces the whole chain of its field with one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+from typing import Final
+
+from transforms import identity
+from transforms.event_mapping import (
+    ACTION_SOURCES,
+    CAPI_EVENT_TYPES,
+    DEFAULT_EVENT_MAPPING,
+    translate_action_source,
+)
+from transforms.paths import ITEM_PREFIX, Chain, Path, PathReader, split_path
+from transforms.urls import sanitize_source_url
+
+Convert = Callable[[object], object]
+
+_COOKIE = "context.device.cookie"
+CONSENT_PATH: Final[Path] = ("user", "consent_categories")
+_EVENT_CONTENT_TYPE: Final = ((("content_type",), identity.non_blank),)
+
+
+def _as_is(value: object) -> object:
+    return value
+
+
+def _hashed(normalize: Callable[[object], str | None]) -> Callable[[object], str | None]:
+    def convert(value: object) -> str | None:
+        normalized = normalize(value)
+        return None if normalized is None else identity.sha256_hex(normalized)
+
+    return convert
+
+
+def _opt_out(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return None
+
+
+def _plan_id(value: object) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return identity.non_blank(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A mappable CAPI field: its default chain and how an overriding path is read."""
+
+    chain: tuple[tuple[str, Convert], ...]
+    convert: Convert
+
+
+_EMAIL = _hashed(identity.normalize_email)
+_PHONE = _hashed(identity.normalize_phone)
+_EXTERNAL_ID = _hashed(identity.normalize_external_id)
+_NAME = _hashed(identity.normalize_name)
+
+
+def _field(convert: Convert, *chain: str | tuple[str, Convert]) -> _Field:
+    links = tuple(link if isinstance(link, tuple) else (link, convert) for link in chain)
+    return _Field(links, convert)
+
+
+# Envelope, user and data fields; content fields are relative to one item (`items.X.`).
+# `source_url` is sanitized at compile time with the `keep_url_query` setting.
+_FIELDS: Final[Mapping[str, _Field]] = MappingProxyType(
+    {
+        "type": _field(_as_is, "event_name"),
+        "id": _field(_as_is, "context.event_id"),
+        "timestamp_ms": _field(_as_is, "context.event_timestamp"),
+        "custom_event_name": _field(
+            identity.non_blank, "partners.openai.custom_event_name", "event_name"
+        ),
+        "oppref": _field(
+            identity.opaque,
+            "partners.openai.oppref",
+            (_COOKIE, identity.cookie_reader("__oppref")),
+        ),
+        "action_source": _field(translate_action_source, "partners.openai.action_source", "type"),
+        "source_url": _field(_as_is, "context.page.url", "url"),
+        "opt_out": _field(_opt_out, "partners.openai.opt_out"),
+        # A hash given by the producer is used when the clear value is absent or invalid.
+        # Not `user.phone_sha256`: CA hashes E.164 with its `+`, which can never match.
+        "user.emails_sha256": _field(
+            _EMAIL, "user.email", ("user.email_sha256", identity.prehashed)
+        ),
+        "user.phone_numbers_sha256": _field(_PHONE, "user.phone"),
+        "user.external_ids_sha256": _field(
+            _EXTERNAL_ID, "user.id", ("user.id_sha256", identity.prehashed)
+        ),
+        "user.first_names_sha256": _field(
+            _NAME, "user.firstname", ("user.firstname_sha256", identity.prehashed)
+        ),
+        "user.last_names_sha256": _field(
+            _NAME, "user.lastname", ("user.lastname_sha256", identity.prehashed)
+        ),
+        "user.countries": _field(identity.normalize_country, "user.country"),
+        "user.cities": _field(identity.normalize_geo_text, "user.city"),
+        "user.regions": _field(identity.normalize_geo_text, "user.state"),
+        "user.postal_codes": _field(identity.normalize_postal_code, "user.zipcode"),
+        "user.ip_address": _field(identity.normalize_ip, "context.device.ip"),
+        "user.user_agent": _field(identity.non_blank, "context.device.user_agent"),
+        "user.obref": _field(
+            identity.opaque,
+            "partners.openai.obref",
+            (_COOKIE, identity.cookie_reader("__obref")),
+        ),
+        "data.amount": _field(_as_is, "value"),
+        "data.currency": _field(_as_is, "currency"),
+        "data.plan_id": _field(_plan_id, "partners.openai.plan_id"),
+        "data.contents": _field(_as_is, "items"),
+        "data.contents.X.id": _field(_as_is, "items.X.id"),
+        "data.contents.X.name": _field(_as_is, "items.X.product.name"),
+        # After the item's own value: the event's `content_type`, then "product".
+        "data.contents.X.content_type": _field(identity.non_blank, "items.X.content_type"),
+        "data.contents.X.quantity": _field(_as_is, "items.X.quantity"),
+        "data.contents.X.amount": _field(_as_is, "items.X.product.price", "items.X.price"),
+        "data.contents.X.currency": _field(_as_is, "items.X.currency", "items.X.product.currency"),
+    }
+)
+FIELD_PATHS: Final = frozenset(_FIELDS)
+
+# The `user` list fields (one value each) and the scalar ones, in output order.
+_USER_LIST_FIELDS: Final = (
+    "emails_sha256",
+    "phone_numbers_sha256",
+    "external_ids_sha256",
+    "first_names_sha256",
+    "last_names_sha256",
+    "countries",
+    "cities",
+    "regions",
+    "postal_codes",
+)
+_USER_SCALAR_FIELDS: Final = ("ip_address", "user_agent", "obref")
+
+# Real CAPI fields that no CA value feeds (the mapping has no rule for them).
+_UNMAPPABLE: Final = frozenset(
+    {
+        "data.type",
+        "user.android_advertising_id",
+        "data.contents.X.group_id",
+        "data.contents.X.variant_dict",
+    }
+)
+
+
+def field_mapping_error(field: str, source: object) -> str | None:
+    """Why a `field_mapping` entry is unusable (a one-line message), or None when it is fine."""
+    if field in _UNMAPPABLE:
+        return "a CAPI field no CA value maps to; it cannot be configured"
+    if field not in _FIELDS:
+        return "not a CAPI field path"
+    if not isinstance(source, str) or split_path(source) is None:
+        return f"{source!r} is not a dotted CA path"
+    item_field = field.startswith("data.contents.X.")
+    item_source = source.startswith(ITEM_PREFIX) and len(source) > len(ITEM_PREFIX)
+    if item_field and not item_source:
+        return f"{source!r}: a content field reads an item path, `{ITEM_PREFIX}<path>`"
+    if not item_field and source.startswith("items.X."):
+        return f"{source!r}: item paths (`{ITEM_PREFIX}...`) are only for data.contents.X fields"
+    return None
+
+
+def event_mapping_error(event_type: object) -> str | None:
+    if event_type is None or event_type in CAPI_EVENT_TYPES:
+        return None
+    return f"{event_type!r} is not a CAPI event type"
+
+
+def action_source_error(value: object) -> str | None:
+    if translate_action_source(value) is not None:
+        return None
+    return (
+        f"{value!r} is not an action source ({', '.join(sorted(ACTION_SOURCES))} or a CA synonym)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMapping:
+    """Everything `map_event` needs, precomputed; immutable and shareable between threads.
+
+    Each event is read once by `event_reader` (each item by `item_reader`); fields then take
+    their values by index: raw values by slot (`int`, or a tuple tried in order), converted
+    values by `Chain`.
+    """
+
+    event_types: Mapping[str, str | None]
+    default_action_source: str | None
+    required_categories: frozenset[str]
+    event_reader: PathReader
+    event_name: int
+    id: int
+    timestamp: int
+    consent: int
+    custom_event_name: Chain
+    oppref: Chain
+    action_source: Chain
+    source_url: Chain
+    opt_out: Chain
+    # (key, chain, is a list field) in output order.
+    user_fields: tuple[tuple[str, Chain, bool], ...]
+    amount: int
+    currency: int
+    plan_id: Chain
+    items: int
+    # The event's own `content_type`, tried after the item's (nothing once configured).
+    event_content_type: Chain
+    item_reader: PathReader
+    item_id: int
+    item_name: int
+    item_content_type: Chain
+    item_quantity: int
+    item_amount: tuple[int, ...]
+    item_currency: tuple[int, ...]
+
+
+def _path(dotted: str) -> Path:
+    relative = dotted.removeprefix(ITEM_PREFIX)
+    path = split_path(relative)
+    if path is None:  # settings validation refuses such paths before we get here
+        raise ValueError(f"{dotted!r} is not a dotted CA path")
+    return path
+
+
+def compile_mapping(
+    *,
+    event_mapping: Mapping[str, str | None],
+    field_mapping: Mapping[str, str],
+    default_action_source: str | None,
+    required_categories: Iterable[str],
+    keep_url_query: bool,
+) -> CompiledMapping:
+    """Build the per-event form of the mapping settings (validated beforehand)."""
+    for field, source in field_mapping.items():
+        error = field_mapping_error(field, source)
+        if error is not None:
+            raise ValueError(f"field_mapping.{field}: {error}")
+    for name, event_type in event_mapping.items():
+        error = event_mapping_error(event_type)
+        if error is not None:
+            raise ValueError(f"event_mapping.{name}: {error}")
+    if default_action_source is not None:
+        error = action_source_error(default_action_source)
+        if error is not None:
+            raise ValueError(f"defaults.action_source: {error}")
+        default_action_source = translate_action_source(default_action_source)
+
+    def sources(field: str) -> tuple[tuple[Path, Convert], ...]:
+        spec = _FIELDS[field]
+        if field in field_mapping:
+            return ((_path(field_mapping[field]), spec.convert),)
+        return tuple((_path(dotted), convert) for dotted, convert in spec.chain)
+
+    resolved = {field: sources(field) for field in _FIELDS}
+    url_convert = partial(sanitize_source_url, keep_query=keep_url_query)
+    resolved["source_url"] = tuple((path, url_convert) for path, _ in resolved["source_url"])
+    resolved["event.content_type"] = (
+        () if "data.contents.X.content_type" in field_mapping else _EVENT_CONTENT_TYPE
+    )
+    item_fields = [field for field in resolved if field.startswith("data.contents.X.")]
+    event_reader = PathReader(
+        [CONSENT_PATH]
+        + [
+            path
+            for field, links in resolved.items()
+            if field not in item_fields
+            for path, _ in links
+        ]
+    )
+    item_reader = PathReader(path for field in item_fields for path, _ in resolved[field])
+
+    def chain(field: str, reader: PathReader = event_reader) -> Chain:
+        return tuple((reader.index[path], convert) for path, convert in resolved[field])
+
+    def slots(field: str, reader: PathReader = event_reader) -> tuple[int, ...]:
+        return tuple(reader.index[path] for path, _ in resolved[field])
+
+    def slot(field: str, reader: PathReader = event_reader) -> int:
+        (index,) = slots(field, reader)
+        return index
+
+    user_fields = tuple(
+        (key, chain(f"user.{key}"), key not in _USER_SCALAR_FIELDS)
+        for key in _USER_LIST_FIELDS + _USER_SCALAR_FIELDS
+    )
+    return CompiledMapping(
+        event_types=MappingProxyType({**DEFAULT_EVENT_MAPPING, **event_mapping}),
+        default_action_source=default_action_source,
+        required_categories=frozenset(required_categories),
+        event_reader=event_reader,
+        event_name=slot("type"),
+        id=slot("id"),
+        timestamp=slot("timestamp_ms"),
+        consent=event_reader.index[CONSENT_PATH],
+        custom_event_name=chain("custom_event_name"),
+        oppref=chain("oppref"),
+        action_source=chain("action_source"),
+        source_url=chain("source_url"),
+        opt_out=chain("opt_out"),
+        user_fields=user_fields,
+        amount=slot("data.amount"),
+        currency=slot("data.currency"),
+        plan_id=chain("data.plan_id"),
+        items=slot("data.contents"),
+        event_content_type=chain("event.content_type"),
+        item_reader=item_reader,
+        item_id=slot("data.contents.X.id", item_reader),
+        item_name=slot("data.contents.X.name", item_reader),
+        item_content_type=chain("data.contents.X.content_type", item_reader),
+        item_quantity=slot("data.contents.X.quantity", item_reader),
+        item_amount=slots("data.contents.X.amount", item_reader),
+        item_currency=slots("data.contents.X.currency", item_reader),
+    )

@@ -1,0 +1,298 @@
+"""`map_event`: one CA event → one CAPI event, a skip, or an error (never an exception).
+
+Steps run in the order that decides which problem is reported when a line has several:
+event name → event mapping → consent → id → timestamp → custom_event_name → oppref →
+source_url/action_source → opt_out → user → data (amount, currency, plan_id, items by index).
+Messages describe the problem and never repeat an input value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from transforms.compiled import CompiledMapping
+from transforms.event_mapping import (
+    APP_EVENT_TYPES,
+    CAPI_EVENT_TYPES,
+    DATA_SHAPES,
+    SHAPES_WITH_CONTENTS,
+    SHAPES_WITH_PLAN_ID,
+)
+from transforms.money import currency_exponent, parse_currency, to_minor_units, to_whole_number
+from transforms.outcomes import Failed, Mapped, Outcome, Skipped
+from transforms.paths import pick
+from transforms.timestamps import WINDOW_FUTURE_MS, WINDOW_PAST_MS, parse_timestamp_ms
+
+_CUSTOM_EVENT_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
+UNEXPECTED_INPUT: Final = "the event could not be mapped (unexpected input)"
+
+
+def map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome:
+    """Map one decoded CA event at time `now_ms` (epoch ms). Pure; never raises."""
+    try:
+        return _map_event(event, compiled, now_ms)
+    except Exception:  # a promise to every caller: an outcome for any input whatsoever
+        return Failed("invalid_value", "", UNEXPECTED_INPUT)
+
+
+def _map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome:
+    if not isinstance(event, dict):
+        return Failed("invalid_json", "", "the event is not a JSON object")
+    values = compiled.event_reader.read(event)
+    event_name = values[compiled.event_name]
+    if not isinstance(event_name, str):
+        return Failed("missing_field", "type", "event_name is missing or not a string")
+    event_type = compiled.event_types.get(event_name)
+    if event_type is None:
+        return Skipped("unmapped_event", event_name)
+    if compiled.required_categories and not _has_consent(
+        values[compiled.consent], compiled.required_categories
+    ):
+        return Skipped("no_consent", event_name)
+
+    raw_id = values[compiled.id]
+    if isinstance(raw_id, str):
+        event_id = raw_id.strip()
+    elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        event_id = str(raw_id)
+    elif raw_id is None:
+        event_id = ""
+    else:
+        return Failed("invalid_value", "id", "the event id must be a string or an integer")
+    if not event_id:
+        return Failed("missing_field", "id", "the event id is missing or empty")
+
+    raw_timestamp = values[compiled.timestamp]
+    if raw_timestamp is None:
+        timestamp_ms = now_ms
+    else:
+        parsed = parse_timestamp_ms(raw_timestamp)
+        if parsed is None:
+            return Failed(
+                "invalid_value",
+                "timestamp_ms",
+                "not epoch milliseconds (integer or digits) nor ISO-8601 with an offset",
+            )
+        if not now_ms - WINDOW_PAST_MS <= parsed <= now_ms + WINDOW_FUTURE_MS:
+            return Failed(
+                "timestamp_out_of_window",
+                "timestamp_ms",
+                f"{parsed} is outside the accepted window "
+                f"[{now_ms - WINDOW_PAST_MS}, {now_ms + WINDOW_FUTURE_MS}] "
+                "(7 days back, 10 minutes ahead)",
+            )
+        timestamp_ms = parsed
+
+    capi: dict[str, Any] = {"id": event_id, "type": event_type, "timestamp_ms": timestamp_ms}
+
+    if event_type == "custom":
+        name = pick(values, compiled.custom_event_name)
+        if not isinstance(name, str):
+            return Failed("missing_field", "custom_event_name", "a custom event needs a name")
+        name = name.lower()
+        if _CUSTOM_EVENT_NAME.fullmatch(name) is None:
+            return Failed(
+                "invalid_value",
+                "custom_event_name",
+                "must be 1-64 of a-z 0-9 _ -, starting and ending with a letter or digit",
+            )
+        if name in CAPI_EVENT_TYPES:
+            return Failed(
+                "invalid_value", "custom_event_name", "must not be one of the 13 event type names"
+            )
+        capi["custom_event_name"] = name
+
+    oppref = pick(values, compiled.oppref)
+    if oppref is not None:
+        capi["oppref"] = oppref
+
+    source_url = pick(values, compiled.source_url)
+    action_source = pick(values, compiled.action_source)
+    if event_type in APP_EVENT_TYPES:
+        # The API requires mobile_app on app events; the configured default does not apply.
+        if action_source is None:
+            action_source = "mobile_app"
+        elif action_source != "mobile_app":
+            return Failed(
+                "invalid_value", "action_source", f"{event_type} events require mobile_app"
+            )
+    else:
+        if action_source is None:
+            action_source = compiled.default_action_source
+            if action_source is None and source_url is not None:
+                action_source = "web"
+        if action_source == "web" and source_url is None:
+            return Failed(
+                "missing_field", "source_url", "web events need an http(s) URL with a host"
+            )
+    if action_source is not None:
+        capi["action_source"] = action_source
+    if source_url is not None:
+        capi["source_url"] = source_url
+
+    opt_out = pick(values, compiled.opt_out)
+    if opt_out is not None:
+        capi["opt_out"] = opt_out
+
+    user: dict[str, Any] = {}
+    for key, chain, as_list in compiled.user_fields:
+        for index, convert in chain:  # `pick`, inlined: this loop is the hot path
+            raw = values[index]
+            if raw is not None:
+                value = convert(raw)
+                if value is not None:
+                    user[key] = [value] if as_list else value
+                    break
+    if user:
+        capi["user"] = user
+
+    data = _data(values, compiled, DATA_SHAPES[event_type])
+    if isinstance(data, Failed):
+        return data
+    capi["data"] = data
+    return Mapped(capi)
+
+
+def _has_consent(granted: object, required: frozenset[str]) -> bool:
+    if not isinstance(granted, list):
+        return False
+    # Categories compare as strings: 1 matches "1".
+    names = {
+        str(category)
+        for category in granted
+        if isinstance(category, str | int) and not isinstance(category, bool)
+    }
+    return required <= names
+
+
+def _data(values: list[Any], compiled: CompiledMapping, shape: str) -> dict[str, Any] | Failed:
+    data: dict[str, Any] = {"type": shape}
+    money = _money(values[compiled.amount], values[compiled.currency], None, None)
+    if isinstance(money, Failed):
+        return money
+    amount, currency = money
+    if amount is not None:
+        data["amount"] = amount
+    if currency is not None:
+        data["currency"] = currency
+
+    if shape in SHAPES_WITH_PLAN_ID:
+        plan_id = pick(values, compiled.plan_id)
+        if plan_id is not None:
+            data["plan_id"] = plan_id
+
+    if shape in SHAPES_WITH_CONTENTS:
+        items = values[compiled.items]
+        if isinstance(items, list):
+            event_content_type = pick(values, compiled.event_content_type) or "product"
+            contents = []
+            for index, item in enumerate(items):
+                # A null or non-object entry has nothing to map; indexes stay those of `items`.
+                if isinstance(item, dict):
+                    content = _content(item, index, compiled, event_content_type, currency)
+                    if isinstance(content, Failed):
+                        return content
+                    contents.append(content)
+            if contents:
+                data["contents"] = contents
+    return data
+
+
+def _content(
+    item: dict[str, Any],
+    index: int,
+    compiled: CompiledMapping,
+    default_content_type: str,
+    event_currency: str | None,
+) -> dict[str, Any] | Failed:
+    values = compiled.item_reader.read(item)
+    content: dict[str, Any] = {}
+    raw_id = values[compiled.item_id]
+    if isinstance(raw_id, str):
+        if raw_id.strip():
+            content["id"] = raw_id.strip()
+    elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        content["id"] = str(raw_id)
+    name = values[compiled.item_name]
+    if isinstance(name, str) and name.strip():
+        content["name"] = name.strip()
+    content["content_type"] = pick(values, compiled.item_content_type) or default_content_type
+    raw_quantity = values[compiled.item_quantity]
+    if raw_quantity is not None:
+        quantity = to_whole_number(raw_quantity)
+        if quantity is None:
+            return Failed(
+                "invalid_value", f"data.contents[{index}].quantity", "must be a whole number"
+            )
+        content["quantity"] = quantity
+    money = _money(
+        _present(values, compiled.item_amount),
+        _present(values, compiled.item_currency),
+        event_currency,
+        index,
+    )
+    if isinstance(money, Failed):
+        return money
+    amount, currency = money
+    if amount is not None:
+        content["amount"] = amount
+    if currency is not None:
+        content["currency"] = currency
+    return content
+
+
+def _present(values: list[Any], slots: tuple[int, ...]) -> object:
+    for index in slots:
+        if values[index] is not None:
+            return values[index]
+    return None
+
+
+def _money_field(item_index: int | None, name: str) -> str:
+    return f"data.{name}" if item_index is None else f"data.contents[{item_index}].{name}"
+
+
+def _money(
+    raw_amount: object,
+    raw_currency: object,
+    fallback_currency: str | None,
+    item_index: int | None,
+) -> tuple[int | None, str | None] | Failed:
+    """Amount in minor units and own currency; checks in order: amount, currency, the pair.
+
+    For the event (`item_index` None) or one item, whose amount is priced in
+    `fallback_currency` (the event's) when the item has no currency of its own.
+    """
+    currency = None if raw_currency is None else parse_currency(raw_currency)
+    pricing_currency = currency or fallback_currency
+    exponent = None if pricing_currency is None else currency_exponent(pricing_currency)
+    amount = None
+    if raw_amount is not None:
+        # With no usable exponent yet, still tell a number from garbage, in the contract's order.
+        amount = to_minor_units(raw_amount, 0 if exponent is None else exponent)
+        if amount is None:
+            return Failed(
+                "invalid_value",
+                _money_field(item_index, "amount"),
+                "must be a number of major units (digits, optional sign and decimals) "
+                "that fits in 64 bits once in minor units",
+            )
+    if raw_currency is not None and currency is None:
+        return Failed(
+            "invalid_value",
+            _money_field(item_index, "currency"),
+            "not an active ISO 4217 currency code",
+        )
+    if raw_amount is not None:
+        if pricing_currency is None:
+            return Failed(
+                "missing_field", _money_field(item_index, "currency"), "an amount needs a currency"
+            )
+        if exponent is None:
+            return Failed(
+                "invalid_value",
+                _money_field(item_index, "currency") if currency is not None else "data.currency",
+                "the currency has no minor unit, so no amount can be expressed in it",
+            )
+    return amount, currency

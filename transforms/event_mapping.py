@@ -1,0 +1,78 @@
+"""Fixed tables: the CAPI event types and their data shapes, CA event names, action sources."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+# The 13 event types the API accepts, each with the `data.type` shape it requires.
+DATA_SHAPES: Final = MappingProxyType(
+    {
+        "appointment_scheduled": "customer_action",
+        "app_installed": "customer_action",
+        "app_opened": "customer_action",
+        "checkout_started": "contents",
+        "contents_viewed": "contents",
+        "custom": "custom",
+        "items_added": "contents",
+        "lead_created": "customer_action",
+        "order_created": "contents",
+        "page_viewed": "contents",
+        "registration_completed": "customer_action",
+        "subscription_created": "plan_enrollment",
+        "trial_started": "plan_enrollment",
+    }
+)
+CAPI_EVENT_TYPES: Final = frozenset(DATA_SHAPES)
+
+# App lifecycle events: the API requires `action_source: mobile_app` on them.
+APP_EVENT_TYPES: Final = frozenset({"app_installed", "app_opened"})
+
+# Shapes that may carry `data.contents` and `data.plan_id`.
+SHAPES_WITH_CONTENTS: Final = frozenset({"contents", "plan_enrollment", "custom"})
+SHAPES_WITH_PLAN_ID: Final = frozenset({"plan_enrollment", "custom"})
+
+# CA `event_name` → CAPI `type` before configuration; every CAPI type also maps to itself.
+DEFAULT_EVENT_MAPPING: Final = MappingProxyType(
+    {
+        "purchase": "order_created",
+        "begin_checkout": "checkout_started",
+        "generate_lead": "lead_created",
+        "page_view": "page_viewed",
+        "sign_up": "registration_completed",
+        "add_to_cart": "items_added",
+        "view_item": "contents_viewed",
+        **{event_type: event_type for event_type in DATA_SHAPES},
+    }
+)
+
+ACTION_SOURCES: Final = frozenset(
+    {"web", "mobile_app", "offline", "physical_store", "phone_call", "email", "other"}
+)
+
+# CA purchase `type` values and OpenAI's own names → CAPI `action_source` (keys lower case).
+_ACTION_SOURCE_SYNONYMS: Final = MappingProxyType(
+    {
+        "web": "web",
+        "online": "web",
+        "mobile_app": "mobile_app",
+        "app": "mobile_app",
+        "mobile": "mobile_app",
+        "offline": "offline",
+        "physical_store": "physical_store",
+        "store": "physical_store",
+        "in_store": "physical_store",
+        "phone_call": "phone_call",
+        "call": "phone_call",
+        "phone": "phone_call",
+        "email": "email",
+        "other": "other",
+    }
+)
+
+
+def translate_action_source(value: object) -> str | None:
+    """The CAPI action source a CA value stands for (case-insensitive, trimmed), else None."""
+    if isinstance(value, str):
+        return _ACTION_SOURCE_SYNONYMS.get(value.strip().lower())
+    return None

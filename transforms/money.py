@@ -1,0 +1,105 @@
+"""Exact numbers: money in ISO 4217 minor units, and whole-number quantities.
+
+No binary floating point is ever used for arithmetic: a JSON float is read back through its
+shortest decimal representation (`repr`), so `25.99` is exactly 25.99, and the conversion works on
+the decimal digits. Rounding is half up, away from zero (−0.005 USD → −1).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Final
+
+from transforms.codes import CURRENCY_EXPONENTS
+
+# Output integers must fit a signed 64-bit JSON integer (what every JSON encoder here handles).
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+_MAX_DIGITS: Final = 19
+
+_DECIMAL_TEXT: Final = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?")
+_WHOLE_TEXT: Final = re.compile(r"[+-]?[0-9]+(?:\.0+)?")
+
+
+def parse_currency(value: object) -> str | None:
+    """Trimmed, upper-cased active ISO 4217 alpha-3 code, else None."""
+    if isinstance(value, str):
+        code = value.strip().upper()
+        if code in CURRENCY_EXPONENTS:
+            return code
+    return None
+
+
+def currency_exponent(code: str) -> int | None:
+    """Minor-unit digits of an active code; None for codes with no minor unit (XAU, XDR, ...)."""
+    return CURRENCY_EXPONENTS.get(code)
+
+
+def to_minor_units(value: object, exponent: int) -> int | None:
+    """Major units (number or `[+-]digits[.digits]` string) → integer minor units, else None."""
+    minor: int | None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        minor = value * 10**exponent
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        text = repr(value)  # the shortest decimal that reads back as this float
+        if "e" in text:  # 1e+16, 5e-07: spell out the digits
+            text = format(Decimal(text), "f")
+        negative = text[0] == "-"
+        whole, _, fraction = text.lstrip("-").partition(".")
+        minor = _scale(negative, whole, fraction, exponent)
+    elif isinstance(value, str | Decimal):  # Decimal: the Avro `decimal` logical type
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                return None
+            value = format(value, "f")
+        match = _DECIMAL_TEXT.fullmatch(value.strip())
+        if match is None:
+            return None
+        sign, whole, fraction = match.groups()
+        minor = _scale(sign == "-", whole, fraction or "", exponent)
+    else:
+        return None
+    if minor is None or not INT64_MIN <= minor <= INT64_MAX:
+        return None
+    return minor
+
+
+def _scale(negative: bool, whole: str, fraction: str, exponent: int) -> int | None:
+    """Decimal digits → minor units, rounding half up (away from zero) on the magnitude."""
+    whole = whole.lstrip("0")
+    if len(whole) > _MAX_DIGITS:
+        return None
+    minor = int(whole + fraction[:exponent].ljust(exponent, "0") or "0")
+    if len(fraction) > exponent and fraction[exponent] >= "5":
+        minor += 1
+    return -minor if negative else minor
+
+
+def to_whole_number(value: object) -> int | None:
+    """An integer, or a number/numeric string with no fractional part (`2.0`, `"2"`), else None."""
+    number: int
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not value.is_integer():  # also False for NaN and infinities
+            return None
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if _WHOLE_TEXT.fullmatch(text) is None:
+            return None
+        whole = text.partition(".")[0]
+        if len(whole.lstrip("+-").lstrip("0")) > _MAX_DIGITS:
+            return None
+        number = int(whole)
+    else:
+        return None
+    return number if INT64_MIN <= number <= INT64_MAX else None

@@ -1,0 +1,29 @@
+"""`source_url`: an http(s) URL with a host, without user info and, by default, without query and
+fragment (they carry e-mails and click ids). Everything else is kept byte for byte."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_URL: Final = re.compile(
+    r"\s*(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)"
+    r"(?:[^/?#]*@)?"  # user info (`user:password@`): credentials, never sent
+    r"(?P<host>(?:\[[0-9A-Fa-f:.]+\]|[^\x00-\x20\x7f/?#@\[\]\\<>^`{|}\":]+)(?::[0-9]*)?)"
+    r"(?P<path>[^?#]*)"
+    r"(?P<query_and_fragment>.*?)\s*",
+    re.DOTALL,
+)
+
+
+def sanitize_source_url(value: object, keep_query: bool) -> str | None:
+    """The URL to send, or None when `value` is not an http(s) URL with a host."""
+    if not isinstance(value, str):
+        return None
+    match = _URL.fullmatch(value)
+    if match is None:
+        return None
+    scheme, host, path, query_and_fragment = match.groups()
+    if keep_query:
+        return scheme + host + path + query_and_fragment
+    return scheme + host + path
