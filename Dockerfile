@@ -25,9 +25,8 @@ RUN groupadd --system --gid 10001 app \
        --shell /usr/sbin/nologin app
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels "openai-capi-consumer[fast]"
+# The Avro schemas ship inside the package (schemas/), so default paths resolve here too.
 WORKDIR /app
-# `schema.local_schema` defaults to the relative path schemas/tracking_event.avsc.
-COPY schemas ./schemas
 USER 10001:10001
 # /metrics, /livez and /readyz (observability.port).
 EXPOSE 9464

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -209,12 +209,11 @@ class BackfillRange:
     def start(self, key: TopicPartitionKey, low: int, at_time: int | None) -> int:
         """First offset to read; `at_time` is the broker's `offsets_for_times` answer or None."""
         given = self.from_offset.offset_for(key) if self.from_offset is not None else None
-        if given is None and at_time is None and self.from_time_ms is None:
-            if not self.from_beginning:
-                raise RangeError(
-                    f"no start for {key[0]}:{key[1]}: name it in --from-offset, "
-                    "or add --from-beginning or --from-time"
-                )
+        if given is None and self.from_time_ms is None and not self.from_beginning:
+            raise RangeError(
+                f"no start for {key[0]}:{key[1]}: name it in --from-offset, "
+                "or add --from-beginning or --from-time"
+            )
         candidates = [c for c in (given, at_time) if c is not None]
         return max([low, *candidates])
 
@@ -434,7 +433,7 @@ def read_range(
                 continue
             last_seen = time.monotonic()
             for message in messages:
-                key = (message.topic(), message.partition())
+                key = (message.topic() or "", message.partition() or 0)
                 bounds = pending.get(key)
                 if bounds is None:
                     continue
@@ -444,7 +443,7 @@ def read_range(
                     if error.code() == KafkaError._PARTITION_EOF:
                         finish(key)
                     continue
-                offset = message.offset()
+                offset = message.offset() or 0
                 if offset < bounds[1]:
                     visit(message)
                 if offset >= bounds[1] - 1:
@@ -484,6 +483,7 @@ class Bounds:
 
 
 def resolve_bounds(
+    *,
     group_id: str,
     topics: list[str],
     marks: dict[TopicPartitionKey, tuple[int, int]],
@@ -633,14 +633,14 @@ def command(args: argparse.Namespace) -> int:
             fresh_end = {k: backfill_range.end(k, marks[k][1]) for k in keys}
             positions, stored = committed(consumer, keys)
             bounds = resolve_bounds(
-                group_id,
-                list(backfill_range.topics),
-                marks,
-                starts,
-                fresh_end,
-                positions,
-                stored,
-                now_ms,
+                group_id=group_id,
+                topics=list(backfill_range.topics),
+                marks=marks,
+                starts=starts,
+                fresh_end=fresh_end,
+                positions=positions,
+                stored=stored,
+                now_ms=now_ms,
             )
             log.info(
                 "backfill resolved; counting the range",
@@ -660,7 +660,7 @@ def command(args: argparse.Namespace) -> int:
     except KafkaException as exc:
         print(f"error: Kafka: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED
-    expired = "dlq" if args.dlq_expired else "skip"
+    expired: Literal["dlq", "skip"] = "dlq" if args.dlq_expired else "skip"
     if count.too_old:
         log.warning(
             "events in the range are older than the API's 7-day window",

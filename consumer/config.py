@@ -41,6 +41,9 @@ class KafkaSettings(_Section):
     topics: list[str] = Field(default_factory=list)
     # Any librdkafka property (SASL/SSL, session.timeout.ms, ...), applied to every client.
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # A mounted YAML/JSON map of librdkafka properties (sasl.password, ssl.key.password, ...)
+    # merged over `settings`, so secrets stay out of the config file.
+    secret_settings_file: str | None = None
     # Messages taken per consume() call; the unit of bulk decode and map.
     consume_batch_size: int = Field(default=1000, ge=1, le=100_000)
     commit_interval_s: float = Field(default=1.0, gt=0)
@@ -49,12 +52,31 @@ class KafkaSettings(_Section):
 class SchemaSettings(_Section):
     registry_url: str | None = None
     registry_settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # The same for the Schema Registry client (basic.auth.user.info, ...).
+    registry_settings_file: str | None = None
     local_schema: str = "schemas/tracking_event.avsc"
     # auto: Confluent framing when a registry is set, plain Avro otherwise.
     wire_format: Literal["auto", "confluent", "plain"] = "auto"
     # fastavro is the reference; cavro (optional extra `fast`) is ~2x faster and is checked
     # against fastavro on sample messages before it is trusted. auto = cavro when installed.
     decoder: Literal["auto", "fastavro", "cavro"] = "auto"
+
+
+def settings_file(path: str | None, key: str) -> dict[str, str | int | float | bool]:
+    """A YAML/JSON map of client properties from a (secret) file; ConfigError names `key`."""
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError:
+        raise ConfigError(key, f"no such file: {path}") from None
+    except yaml.YAMLError:
+        raise ConfigError(key, f"{path} is not valid YAML or JSON") from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in loaded.items()
+    ):
+        raise ConfigError(key, f"{path} must hold a map of property names to scalar values")
+    return loaded
 
 
 class Route(_Section):
@@ -144,6 +166,21 @@ class AppConfig(MappingSettings):
     def schema_settings(self) -> SchemaSettings:
         return self.schema_
 
+    def kafka_client_settings(self) -> dict[str, Any]:
+        """`kafka.settings` with `kafka.secret_settings_file` merged over it, plus bootstrap."""
+        merged: dict[str, Any] = {"bootstrap.servers": self.kafka.bootstrap_servers}
+        merged.update(self.kafka.settings)
+        merged.update(settings_file(self.kafka.secret_settings_file, "kafka.secret_settings_file"))
+        return merged
+
+    def registry_client_settings(self) -> dict[str, Any]:
+        """`schema.registry_settings` with `schema.registry_settings_file` merged over it."""
+        merged: dict[str, Any] = dict(self.schema_.registry_settings)
+        merged.update(
+            settings_file(self.schema_.registry_settings_file, "schema.registry_settings_file")
+        )
+        return merged
+
     def require_for_run(self) -> None:
         """What `run`, `backfill` and `dlq replay` need beyond the mapping keys."""
         if not self.kafka.bootstrap_servers:
@@ -156,6 +193,8 @@ class AppConfig(MappingSettings):
             raise ConfigError("capi.api_key", "required (or capi.api_key_file)")
         if self.capi.api_key_file is not None and not Path(self.capi.api_key_file).is_file():
             raise ConfigError("capi.api_key_file", f"no such file: {self.capi.api_key_file}")
+        self.kafka_client_settings()
+        self.registry_client_settings()
         for index, route in enumerate(self.capi.routes):
             key_source = route.api_key or route.api_key_file
             if key_source is None and self.capi.api_key is None and not self.capi.api_key_file:

@@ -38,7 +38,6 @@ def demo_config(bootstrap: str, sandbox_url: str) -> dict[str, Any]:
             "bootstrap_servers": bootstrap,
             "group_id": "capi-demo",
             "topics": [TOPIC],
-            "settings": {"session.timeout.ms": 6000},
         },
         "capi": {"base_url": sandbox_url, "pixel_id": DEMO_PIXEL, "api_key": DEMO_KEY},
         "batch": {"linger_ms": 200},

@@ -132,8 +132,9 @@ class DeadLetterWriter:
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 30.0,
     ) -> None:
-        settings = {"acks": "all", "enable.idempotence": True, "linger.ms": 20}
+        settings: dict[str, Any] = {"acks": "all", "enable.idempotence": True, "linger.ms": 20}
         settings.update(producer_settings)
+        settings["logger"] = logging.getLogger("librdkafka.dlq")
         self._producer = Producer(settings)
         self._topic = topic
         self._codec = DeadLetterCodec()
@@ -190,6 +191,9 @@ class DeadLetterWriter:
                 self._retry = [write for write in self._retry if write.retry_at > now]
                 for write in due:
                     self._produce(write)
+
+    def close(self) -> None:
+        self._producer.close()
 
     def flush(self, timeout: float) -> bool:
         """Wait until every write is acknowledged or the timeout passes."""

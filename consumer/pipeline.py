@@ -59,6 +59,8 @@ class Plan:
     unwrap: Callable[[Message], tuple[bytes | None, Origin]] | None = None
     # Called with each mapped event in a dry run (a sample for the summary).
     on_dry_run_event: Callable[[dict[str, Any]], None] | None = None
+    # Records it refuses are settled as filtered (DLQ replay: `--reason`).
+    accept: Callable[[Message], bool] | None = None
 
 
 @dataclass(slots=True)
@@ -72,11 +74,19 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
     started_at: float = field(default_factory=time.monotonic)
+    first_read_at: float | None = None  # throughput is measured from the first record
     finished_at: float | None = None
 
     @property
     def elapsed_s(self) -> float:
         return (self.finished_at or time.monotonic()) - self.started_at
+
+    @property
+    def events_per_s(self) -> float:
+        if self.first_read_at is None:
+            return 0.0
+        busy = (self.finished_at or time.monotonic()) - self.first_read_at
+        return self.read / busy if busy > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed_s
@@ -90,7 +100,7 @@ class Summary:
             "batches": self.batches,
             "requests": self.requests,
             "elapsed_s": round(elapsed, 3),
-            "events_per_s": round(self.read / elapsed, 1) if elapsed > 0 else 0.0,
+            "events_per_s": round(self.events_per_s, 1),
         }
 
 
@@ -129,9 +139,7 @@ def api_keys(config: AppConfig) -> dict[str, ApiKey]:
 
 def kafka_settings(config: AppConfig) -> dict[str, Any]:
     """Client settings shared by every Kafka client of the service."""
-    settings: dict[str, Any] = {"bootstrap.servers": config.kafka.bootstrap_servers}
-    settings.update(config.kafka.settings)
-    return settings
+    return config.kafka_client_settings()
 
 
 class Pipeline:
@@ -234,6 +242,7 @@ class Pipeline:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "error_cb": self._on_kafka_error,
+                "logger": logging.getLogger("librdkafka.consumer"),
             }
         )
         consumer = Consumer(settings)
@@ -250,12 +259,15 @@ class Pipeline:
                 on_lost=self._on_lost,
             )
             reason = self._loop(until_caught_up)
+            self.summary.finished_at = time.monotonic()
             self._shutdown(reason)
             return reason
         finally:
-            self.summary.finished_at = time.monotonic()
+            if self.summary.finished_at is None:
+                self.summary.finished_at = time.monotonic()
             if self._delivery is not None:
                 self._delivery.stop()
+            self._dlq.close()
 
     def _loop(self, until_caught_up: bool) -> ExitReason:
         consumer = self._consumer
@@ -293,6 +305,8 @@ class Pipeline:
                 messages = consumer.consume(batch_size, 0.05 if not self._in_flight else 0.01)
             if messages:
                 self.kafka_reachable = True
+                if self.summary.first_read_at is None:
+                    self.summary.first_read_at = time.monotonic()
                 self._process(messages)
 
     # -- consume → decode → map → batch ------------------------------------------------------
@@ -339,6 +353,8 @@ class Pipeline:
     @staticmethod
     def _in_plan(plan: Plan, key: TopicPartitionKey, message: Message) -> bool:
         if plan.partitions is not None and key not in plan.partitions:
+            return False
+        if plan.accept is not None and not plan.accept(message):
             return False
         if plan.from_time_ms is None and plan.to_time_ms is None:
             return True
@@ -623,6 +639,10 @@ class Pipeline:
         positions = self._tracker.committable(keys)
         if not positions:
             return
+        if self.plan is not None and self.plan.dry_run:
+            # A dry run commits nothing: a later real run would take these offsets as done.
+            self._tracker.mark_committed(positions)
+            return
         metadata = self.plan.commit_metadata if self.plan is not None else None
         offsets = [
             TopicPartition(topic, partition, position, metadata)
@@ -698,10 +718,14 @@ class Pipeline:
         wanted = [(key, end) for key, end in self._end_snapshot.items() if end > 0]
         if not wanted:
             return True
-        committed = consumer.committed(
-            [TopicPartition(topic, partition) for (topic, partition), _ in wanted], timeout=10
-        )
-        positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        if self.plan is not None and self.plan.dry_run:  # nothing is committed: local positions
+            tracked = {key: self._tracker.position(key) for key, _ in wanted}
+            positions = {key: -1 if p is None else p for key, p in tracked.items()}
+        else:
+            committed = consumer.committed(
+                [TopicPartition(topic, partition) for (topic, partition), _ in wanted], timeout=10
+            )
+            positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
         for key, end in wanted:
             position = positions.get(key, -1)
             if position >= end:

@@ -22,6 +22,9 @@ log = logging.getLogger("consumer.progress")
 
 _BAR_WIDTH = 24
 _RATE_WINDOW_S = 10.0
+# The pipeline calls back about once per commit interval, more often when idle.
+_BAR_INTERVAL_S = 0.25
+_LOG_INTERVAL_S = 5.0
 
 
 def _duration(seconds: float) -> str:
@@ -47,6 +50,8 @@ class Progress:
         self._clock = clock
         self._samples: deque[tuple[float, int]] = deque()
         self._drawn = False
+        self._interval_s = _BAR_INTERVAL_S if self.interactive else _LOG_INTERVAL_S
+        self._shown_at: float | None = None
 
     def snapshot(self, summary: Summary) -> dict[str, Any]:
         """done/total, the recent rate (events read per second) and the ETA it implies."""
@@ -71,6 +76,10 @@ class Progress:
         }
 
     def update(self, summary: Summary) -> None:
+        now = self._clock()
+        if self._shown_at is not None and now - self._shown_at < self._interval_s:
+            return
+        self._shown_at = now
         state = self.snapshot(summary)
         if not self.interactive:
             log.info("progress", extra={"run": self.label, **state})

@@ -150,14 +150,16 @@ def opaque(value: object) -> str | None:
 
 def cookie_reader(name: str) -> Callable[[object], str | None]:
     """A reader of the first non-empty value of cookie `name` in a `name=value; ...` string."""
-    pattern = re.compile(rf"(?:^|;)\s*{re.escape(name)}\s*=\s*([^;]*?)\s*(?=;|\Z)")
 
     def read(cookie: object) -> str | None:
         if not isinstance(cookie, str) or name not in cookie:
             return None
-        for match in pattern.finditer(cookie):
-            if match.group(1):
-                return match.group(1)
+        for pair in cookie.split(";"):
+            key, equals, value = pair.partition("=")
+            if equals and key.strip() == name:
+                value = value.strip()
+                if value:
+                    return value
         return None
 
     return read

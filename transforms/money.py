@@ -1,8 +1,13 @@
 """Exact numbers: money in ISO 4217 minor units, and whole-number quantities.
 
-No binary floating point is ever used for arithmetic: a JSON float is read back through its
-shortest decimal representation (`repr`), so `25.99` is exactly 25.99, and the conversion works on
-the decimal digits. Rounding is half up, away from zero (−0.005 USD → −1).
+A JSON number means its decimal text: `25.99` is exactly 25.99, and `1.005` USD is 101 cents
+(rounding is half up, away from zero: −0.005 USD → −1), never what binary floating point would
+make of them. The digits of a float are its shortest decimal representation (`repr`).
+
+One shortcut, exact by construction: for a float below 2**40 minor units, `value × 10**exponent`
+in floating point is within 0.001 of the exact decimal product, so when it lies within 0.49 of an
+integer, that integer is the exact half-up result (no tie is near). Otherwise, or when in doubt,
+the decimal digits decide. A property test checks both paths agree.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 _MAX_DIGITS: Final = 19
 
+_POWERS_OF_TEN: Final = tuple(10**exponent for exponent in range(10))
+_FAST_LIMIT: Final = float(2**40)
+_FAST_MARGIN: Final = 0.49
 _DECIMAL_TEXT: Final = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?")
 _WHOLE_TEXT: Final = re.compile(r"[+-]?[0-9]+(?:\.0+)?")
 
@@ -47,6 +55,11 @@ def to_minor_units(value: object, exponent: int) -> int | None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             return None
+        scaled = value * _POWERS_OF_TEN[exponent]
+        if -_FAST_LIMIT < scaled < _FAST_LIMIT:
+            nearest = round(scaled)
+            if abs(scaled - nearest) <= _FAST_MARGIN:
+                return nearest
         text = repr(value)  # the shortest decimal that reads back as this float
         if "e" in text:  # 1e+16, 5e-07: spell out the digits
             text = format(Decimal(text), "f")
@@ -68,6 +81,16 @@ def to_minor_units(value: object, exponent: int) -> int | None:
     if minor is None or not INT64_MIN <= minor <= INT64_MAX:
         return None
     return minor
+
+
+def exact_minor_units(value: float, exponent: int) -> int | None:
+    """The decimal-digits path alone (what the shortcut in `to_minor_units` must agree with)."""
+    if not math.isfinite(value):
+        return None
+    text = format(Decimal(repr(value)), "f")
+    negative = text[0] == "-"
+    whole, _, fraction = text.lstrip("-").partition(".")
+    return _scale(negative, whole, fraction, exponent)
 
 
 def _scale(negative: bool, whole: str, fraction: str, exponent: int) -> int | None:

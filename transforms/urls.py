@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_URL: Final = re.compile(
-    r"\s*(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)"
+_URL_UP_TO_PATH: Final = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)"
     r"(?:[^/?#]*@)?"  # user info (`user:password@`): credentials, never sent
     r"(?P<host>(?:\[[0-9A-Fa-f:.]+\]|[^\x00-\x20\x7f/?#@\[\]\\<>^`{|}\":]+)(?::[0-9]*)?)"
-    r"(?P<path>[^?#]*)"
-    r"(?P<query_and_fragment>.*?)\s*",
-    re.DOTALL,
+    r"(?P<path>(?:/[^?#]*)?)"
+    r"(?=[?#]|\Z)"
 )
 
 
@@ -20,10 +19,11 @@ def sanitize_source_url(value: object, keep_query: bool) -> str | None:
     """The URL to send, or None when `value` is not an http(s) URL with a host."""
     if not isinstance(value, str):
         return None
-    match = _URL.fullmatch(value)
+    url = value.strip()
+    match = _URL_UP_TO_PATH.match(url)
     if match is None:
         return None
-    scheme, host, path, query_and_fragment = match.groups()
+    scheme, host, path = match.groups()
     if keep_query:
-        return scheme + host + path + query_and_fragment
+        return scheme + host + path + url[match.end() :]
     return scheme + host + path

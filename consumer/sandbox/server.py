@@ -134,7 +134,9 @@ async def _accept(
             settings.missing_pid_status,
             "missing_pid",
             "Field required",
-            detail=[{"type": "missing", "loc": ["query", "pid"], "msg": "Field required"}],
+            detail=[
+                {"type": "missing", "loc": ["query", "pid"], "msg": "Field required", "input": None}
+            ],
         )
     denied = state.access.check_pixel(key, pid, settings.unknown_pixel_status)
     if denied is not None:
@@ -360,7 +362,7 @@ async def _read_model(request: web.Request, model: type[_Model]) -> _Model:
     except pydantic.ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise web.HTTPBadRequest(
-            body=orjson.dumps({"detail": errors}), content_type="application/json"
+            text=orjson.dumps({"detail": errors}).decode(), content_type="application/json"
         ) from None
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from helm_render import CHART_DIR, NAMESPACE, RELEASE, Render, Rendered, scenario_values
+
+from tests.helm.helm_render import CHART_DIR, NAMESPACE, RELEASE, Render, Rendered, scenario_values
 
 
 @pytest.fixture(scope="session")

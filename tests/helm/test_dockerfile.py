@@ -9,9 +9,9 @@ import tomllib
 from dataclasses import dataclass
 
 import yaml
-from helm_render import CHART_DIR, CONFIG_PATH, ROOT
 
 from consumer.config import AppConfig
+from tests.helm.helm_render import CHART_DIR, CONFIG_PATH, ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 DOCKERIGNORE = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()

@@ -15,7 +15,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from helm_render import (
+
+from consumer.cli import build_parser
+from consumer.config import AppConfig, load_config
+from tests.helm.helm_render import (
     CHART_DIR,
     CONFIG_PATH,
     FULLNAME,
@@ -30,15 +33,12 @@ from helm_render import (
     scenario_values,
 )
 
-from consumer.cli import build_parser
-from consumer.config import AppConfig, load_config
-
 SCENARIOS = [None, *SCENARIO_FILES]
 SCENARIO_IDS = [scenario_id(s) for s in SCENARIOS]
 CHART_META = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema shipped.
 KUBE_VERSIONS = (
-    re.search(r"(\d+\.\d+)", CHART_META["kubeVersion"]).group(1),  # type: ignore[union-attr]
+    re.findall(r"\d+\.\d+", CHART_META["kubeVersion"])[0],
     kubernetes_validate.latest_version(),
 )
 # Config keys this chart renders that the config model gains in the same change (proposed to
@@ -46,21 +46,21 @@ KUBE_VERSIONS = (
 PROPOSED_KEYS = (("kafka", "secret_settings_file"), ("schema", "registry_settings_file"))
 
 
-def _strict(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
 
 
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-_METADATA = _strict({"name": {"type": "string"}, "labels": _STRING_MAP}, ["name", "labels"])
+_METADATA = _object({"name": {"type": "string"}, "labels": _STRING_MAP}, ["name", "labels"])
 # No CRD schemas ship offline: the fields the operators need, with the types they accept.
 CUSTOM_RESOURCES: dict[str, dict[str, Any]] = {
-    "keda.sh": _strict(
+    "keda.sh": _object(
         {
             "kind": {"const": "ScaledObject"},
             "metadata": _METADATA,
-            "spec": _strict(
+            "spec": _object(
                 {
-                    "scaleTargetRef": _strict(
+                    "scaleTargetRef": _object(
                         {
                             "apiVersion": {"const": "apps/v1"},
                             "kind": {"enum": ["Deployment", "StatefulSet"]},
@@ -75,10 +75,10 @@ CUSTOM_RESOURCES: dict[str, dict[str, Any]] = {
                     "triggers": {
                         "type": "array",
                         "minItems": 1,
-                        "items": _strict(
+                        "items": _object(
                             {
                                 "type": {"const": "kafka"},
-                                "metadata": _strict(
+                                "metadata": _object(
                                     {
                                         "bootstrapServers": {"type": "string", "minLength": 1},
                                         "consumerGroup": {"type": "string", "minLength": 1},
@@ -86,7 +86,7 @@ CUSTOM_RESOURCES: dict[str, dict[str, Any]] = {
                                     ["bootstrapServers", "consumerGroup", "lagThreshold"],
                                 )
                                 | {"additionalProperties": {"type": "string"}},
-                                "authenticationRef": _strict(
+                                "authenticationRef": _object(
                                     {"name": {"type": "string"}, "kind": {"type": "string"}},
                                     ["name"],
                                 ),
@@ -100,21 +100,21 @@ CUSTOM_RESOURCES: dict[str, dict[str, Any]] = {
         },
         ["kind", "metadata", "spec"],
     ),
-    "monitoring.coreos.com": _strict(
+    "monitoring.coreos.com": _object(
         {
             "kind": {"const": "ServiceMonitor"},
             "metadata": _METADATA,
-            "spec": _strict(
+            "spec": _object(
                 {
-                    "selector": _strict({"matchLabels": _STRING_MAP}, ["matchLabels"]),
-                    "namespaceSelector": _strict(
+                    "selector": _object({"matchLabels": _STRING_MAP}, ["matchLabels"]),
+                    "namespaceSelector": _object(
                         {"matchNames": {"type": "array", "items": {"type": "string"}}},
                         ["matchNames"],
                     ),
                     "endpoints": {
                         "type": "array",
                         "minItems": 1,
-                        "items": _strict(
+                        "items": _object(
                             {
                                 "port": {"type": "string"},
                                 "path": {"type": "string", "pattern": "^/"},

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helm_render import CHART_DIR
 from prometheus_client import Counter, Gauge, Histogram
 
 from consumer.metrics import Metrics
+from tests.helm.helm_render import CHART_DIR
 
 DASHBOARD = json.loads(
     (CHART_DIR / "dashboards" / "openai-capi-consumer.json").read_text(encoding="utf-8")

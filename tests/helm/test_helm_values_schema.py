@@ -12,9 +12,9 @@ import helm_python as helm
 import jsonschema
 import pytest
 import yaml
-from helm_render import CHART_DIR, SCENARIO_FILES, merged, scenario_id, scenario_values
 
 from consumer.config import AppConfig, Route
+from tests.helm.helm_render import CHART_DIR, SCENARIO_FILES, merged, scenario_id, scenario_values
 from transforms.event_mapping import CAPI_EVENT_TYPES
 
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text(encoding="utf-8"))

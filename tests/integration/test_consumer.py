@@ -197,7 +197,7 @@ def test_one_poison_event_in_1000_is_isolated_by_bisection(
         produce(raw, topic, events)
         pipeline = Pipeline(as_config(raw))
         assert Running(pipeline).join() == "caught_up"
-    stored = set(stored_ids(sandbox))
+        stored = set(stored_ids(sandbox))
     assert poison not in stored
     assert len(stored) == len(events) - 1
     [letter] = read_dlq(broker, dlq)
@@ -262,12 +262,12 @@ def test_rebalance_second_consumer_joins_and_leaves_without_loss(
             "the group to commit the end",
         )
         first.stop()
-    compiled = as_config(raw).compile()
-    mapped_ids = {
-        o.event["id"]
-        for o in (map_event(e, compiled, now_ms()) for e in events)
-        if isinstance(o, Mapped)
-    }
-    assert mapped_ids <= set(stored_ids(sandbox))
-    # At-least-once: duplicates come only from work in flight during the rebalance.
-    assert stats(sandbox)["duplicates"] <= 2 * as_config(raw).delivery.max_pending_events
+        compiled = as_config(raw).compile()
+        mapped_ids = {
+            o.event["id"]
+            for o in (map_event(e, compiled, now_ms()) for e in events)
+            if isinstance(o, Mapped)
+        }
+        assert mapped_ids <= set(stored_ids(sandbox))
+        # At-least-once: duplicates come only from work in flight during the rebalance.
+        assert stats(sandbox)["duplicates"] <= 2 * as_config(raw).delivery.max_pending_events
