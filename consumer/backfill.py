@@ -426,7 +426,7 @@ def read_range(
 
     try:
         while pending:
-            messages = consumer.consume(10_000, 0.5)
+            messages = consumer.consume(10_000, 0.1)
             if not messages:
                 if time.monotonic() - last_seen > idle_timeout_s:
                     return False

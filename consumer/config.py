@@ -245,7 +245,9 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError("", f"configuration error: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(
+                "", f"configuration error: cannot read {path}: {exc.strerror}"
+            ) from None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -23,17 +23,20 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import fastavro
 import orjson
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.schema import to_parsing_canonical_form
 from fastavro.utils import generate_many
 
 import schemas
 from consumer.config import ConfigError, SchemaSettings
+
+if TYPE_CHECKING:
+    # Imported where used at run time: the registry client costs ~0.3 s to import, and a
+    # consumer without a registry never needs it.
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,8 @@ def registry_client(settings: SchemaSettings) -> SchemaRegistryClient:
     """A Schema Registry client for `schema.registry_url` with `schema.registry_settings`."""
     if not settings.registry_url:
         raise ConfigError("schema.registry_url", "required")
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
     conf = {**_REGISTRY_DEFAULTS, **settings.registry_settings, "url": settings.registry_url}
     try:
         return SchemaRegistryClient(conf)
@@ -128,6 +133,8 @@ def _uses_confluent_framing(settings: SchemaSettings, has_registry: bool) -> boo
 
 def _registry_call(call: Callable[[], _T], what: str) -> _T:
     """Run one registry request, sorting its failures into the three classes callers handle."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
     try:
         return call()
     except SchemaRegistryError as exc:
@@ -332,6 +339,8 @@ class Decoder:
         retry_at = self._unknown_until.get(schema_id)
         if retry_at is not None and time.monotonic() < retry_at:
             return _failure(f"schema id {schema_id} is unknown to the registry")
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
         registry = self._registry
         what = f"fetching schema id {schema_id}"
         try:
@@ -678,6 +687,9 @@ class Encoder:
         return header
 
     def _register(self, topic: str) -> int:
+        from confluent_kafka.schema_registry import Schema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
         assert self._registry is not None
         registry = self._registry
         subject = f"{topic}-value"

@@ -279,7 +279,8 @@ class Sender:
         return random.uniform(0, ceiling)
 
     async def _post(self, pixel: str, body: bytes, events: int) -> tuple[int, str, float | None]:
-        assert self._session is not None and self._slots is not None
+        assert self._session is not None
+        assert self._slots is not None
         async with self._slots:
             wait = self._pixel_resume_at.get(pixel, 0) - self._clock()
             if wait > 0:
@@ -369,4 +370,3 @@ class DeliveryThread:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self.loop.close()
-

@@ -82,12 +82,16 @@ def command(args: argparse.Namespace) -> int:
         config_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         config = AppConfig.model_validate(raw)
         report = produce_events(config, TOPIC, events)
-        print(f"produced {report.produced} sample events to '{TOPIC}' at {broker.bootstrap_servers}")
+        print(
+            f"produced {report.produced} sample events to '{TOPIC}' at {broker.bootstrap_servers}"
+        )
         print(f"running the consumer against the sandbox at {sandbox.url} ...", flush=True)
         pipeline = Pipeline(config)
         reason = pipeline.run(until_caught_up=True)
         if reason != "caught_up":
             log.error("the demo run ended early", extra={"reason": reason})
             return 1
-        _print_summary(pipeline.summary.as_dict(), sandbox.call(lambda state: state.stats()), config_path)
+        _print_summary(
+            pipeline.summary.as_dict(), sandbox.call(lambda state: state.stats()), config_path
+        )
     return 0

@@ -58,14 +58,6 @@ UNREADABLE = "unreadable"  # a DLQ record that is not a dead letter of this serv
 _MESSAGE_CHARS = 300
 
 
-def _field(record: dict[str, Any], *names: str) -> Any:
-    # TODO(lead): one name once consumer/dlq.py and schemas/dead_letter.avsc agree.
-    for name in names:
-        if name in record:
-            return record[name]
-    return None
-
-
 class DeadLetters:
     """Reads dead-letter records: the reason (header first, cheap), the origin, the facts."""
 
@@ -102,7 +94,7 @@ class DeadLetters:
             record["topic"],
             record["partition"],
             record["offset"],
-            _field(record, "timestamp_ms", "timestamp") or 0,
+            record["timestamp"] or 0,
             record["key"],
             record["value"],
             record["attempts"],
@@ -225,11 +217,11 @@ def example_of(message: Message, record: dict[str, Any] | None) -> dict[str, Any
         "field": record["field"],
         "http_status": record["http_status"],
         "source": f"{record['topic']}[{record['partition']}]@{record['offset']}",
-        "record_time": iso_ms(_field(record, "timestamp_ms", "timestamp")),
-        "dead_lettered_at": iso_ms(_field(record, "dead_lettered_at_ms", "dead_lettered_at")),
+        "record_time": iso_ms(record["timestamp"]),
+        "dead_lettered_at": iso_ms(record["dead_lettered_at"]),
         "attempts": record["attempts"],
         "pixel_id": record["pixel_id"],
-        "value_bytes": len(record["value"] or b""),
+        "value_bytes": len(record["value"]),
         "has_key": record["key"] is not None,
         "dlq_position": dlq_position,
     }
@@ -252,10 +244,9 @@ class Inspection:
             summary.examples.append(example_of(message, record))
         if record is None:
             return
-        at = _field(record, "dead_lettered_at_ms", "dead_lettered_at")
-        if at is not None:
-            summary.first_ms = at if summary.first_ms is None else min(summary.first_ms, at)
-            summary.last_ms = at if summary.last_ms is None else max(summary.last_ms, at)
+        at = int(record["dead_lettered_at"])
+        summary.first_ms = at if summary.first_ms is None else min(summary.first_ms, at)
+        summary.last_ms = at if summary.last_ms is None else max(summary.last_ms, at)
         summary.max_attempts = max(summary.max_attempts, int(record["attempts"]))
         summary.topics[str(record["topic"])] += 1
 

@@ -63,7 +63,9 @@ class OffsetTracker:
     def pending_total(self) -> int:
         return sum(len(state.consumed) for state in self._partitions.values())
 
-    def committable(self, keys: list[TopicPartitionKey] | None = None) -> dict[TopicPartitionKey, int]:
+    def committable(
+        self, keys: list[TopicPartitionKey] | None = None
+    ) -> dict[TopicPartitionKey, int]:
         """Positions that advanced since the last `mark_committed`."""
         result: dict[TopicPartitionKey, int] = {}
         for key, state in self._partitions.items():

@@ -29,7 +29,7 @@ from consumer.delivery import ApiKey, BatchResult, DeliveryThread, FatalDelivery
 from consumer.dlq import DeadLetter, DeadLetterWriter, Origin
 from consumer.metrics import IDENTITY_FIELDS, Metrics
 from consumer.offsets import OffsetTracker
-from transforms import Failed, Mapped, Skipped, capi_rules, map_event
+from transforms import Mapped, Skipped, capi_rules, map_event
 
 log = logging.getLogger("consumer.pipeline")
 
@@ -108,7 +108,9 @@ class _Router:
     """Pixel of a CA event: the first route whose field matches, else the default pixel."""
 
     def __init__(self, routes: list[Route], default_pixel: str | None) -> None:
-        self._routes = [(tuple(r.field.split(".")), frozenset(r.values), r.pixel_id) for r in routes]
+        self._routes = [
+            (tuple(r.field.split(".")), frozenset(r.values), r.pixel_id) for r in routes
+        ]
         self.default_pixel = default_pixel
 
     def pixel_of(self, event: dict[str, Any]) -> str | None:
@@ -410,7 +412,9 @@ class Pipeline:
                     continue
                 payload = dumps(mapped)
                 self._pending_bytes += len(payload)
-                item = Pending(payload, key, offset, mapped["timestamp_ms"], mapped, message, origin)
+                item = Pending(
+                    payload, key, offset, mapped["timestamp_ms"], mapped, message, origin
+                )
                 self._submit(self._batcher.add(pixel, item, now))
             elif isinstance(outcome, Skipped):
                 self._skip(key, offset, outcome.reason)
@@ -505,8 +509,8 @@ class Pipeline:
                 )
 
     def _submit(self, batches: Iterable[Batch]) -> None:
-        for batch in batches:
-            batch = self._drop_expired(batch)
+        for full in batches:
+            batch = self._drop_expired(full)
             if not batch.items:
                 continue
             assert self._delivery is not None

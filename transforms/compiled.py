@@ -26,7 +26,7 @@ Convert = Callable[[object], object]
 
 _COOKIE = "context.device.cookie"
 CONSENT_PATH: Final[Path] = ("user", "consent_categories")
-_EVENT_CONTENT_TYPE: Final = ((("content_type",), identity.non_blank),)
+_EVENT_CONTENT_TYPE: Final[Path] = ("content_type",)
 
 
 def _as_is(value: object) -> object:
@@ -217,12 +217,12 @@ class CompiledMapping:
     currency: int
     plan_id: Chain
     items: int
-    # The event's own `content_type`, tried after the item's (nothing once configured).
-    event_content_type: Chain
+    # The event's own `content_type`, tried after the item's (-1 once that is configured).
+    event_content_type: int
     item_reader: PathReader
     item_id: int
     item_name: int
-    item_content_type: Chain
+    item_content_type: int
     item_quantity: int
     item_amount: tuple[int, ...]
     item_currency: tuple[int, ...]
@@ -268,12 +268,9 @@ def compile_mapping(
     resolved = {field: sources(field) for field in _FIELDS}
     url_convert = partial(sanitize_source_url, keep_query=keep_url_query)
     resolved["source_url"] = tuple((path, url_convert) for path, _ in resolved["source_url"])
-    resolved["event.content_type"] = (
-        () if "data.contents.X.content_type" in field_mapping else _EVENT_CONTENT_TYPE
-    )
     item_fields = [field for field in resolved if field.startswith("data.contents.X.")]
     event_reader = PathReader(
-        [CONSENT_PATH]
+        [CONSENT_PATH, _EVENT_CONTENT_TYPE]
         + [
             path
             for field, links in resolved.items()
@@ -316,11 +313,13 @@ def compile_mapping(
         currency=slot("data.currency"),
         plan_id=chain("data.plan_id"),
         items=slot("data.contents"),
-        event_content_type=chain("event.content_type"),
+        event_content_type=-1
+        if "data.contents.X.content_type" in field_mapping
+        else event_reader.index[_EVENT_CONTENT_TYPE],
         item_reader=item_reader,
         item_id=slot("data.contents.X.id", item_reader),
         item_name=slot("data.contents.X.name", item_reader),
-        item_content_type=chain("data.contents.X.content_type", item_reader),
+        item_content_type=slot("data.contents.X.content_type", item_reader),
         item_quantity=slot("data.contents.X.quantity", item_reader),
         item_amount=slots("data.contents.X.amount", item_reader),
         item_currency=slots("data.contents.X.currency", item_reader),

@@ -19,6 +19,7 @@ from transforms.event_mapping import (
     SHAPES_WITH_CONTENTS,
     SHAPES_WITH_PLAN_ID,
 )
+from transforms.identity import non_blank
 from transforms.money import currency_exponent, parse_currency, to_minor_units, to_whole_number
 from transforms.outcomes import Failed, Mapped, Outcome, Skipped
 from transforms.paths import pick
@@ -185,7 +186,9 @@ def _data(values: list[Any], compiled: CompiledMapping, shape: str) -> dict[str,
     if shape in SHAPES_WITH_CONTENTS:
         items = values[compiled.items]
         if isinstance(items, list):
-            event_content_type = pick(values, compiled.event_content_type) or "product"
+            event_content_type = "product"
+            if compiled.event_content_type >= 0:
+                event_content_type = non_blank(values[compiled.event_content_type]) or "product"
             contents = []
             for index, item in enumerate(items):
                 # A null or non-object entry has nothing to map; indexes stay those of `items`.
@@ -208,16 +211,14 @@ def _content(
 ) -> dict[str, Any] | Failed:
     values = compiled.item_reader.read(item)
     content: dict[str, Any] = {}
-    raw_id = values[compiled.item_id]
-    if isinstance(raw_id, str):
-        if raw_id.strip():
-            content["id"] = raw_id.strip()
-    elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
-        content["id"] = str(raw_id)
-    name = values[compiled.item_name]
-    if isinstance(name, str) and name.strip():
-        content["name"] = name.strip()
-    content["content_type"] = pick(values, compiled.item_content_type) or default_content_type
+    item_id = values[compiled.item_id]
+    if isinstance(item_id, int) and not isinstance(item_id, bool):
+        content["id"] = str(item_id)
+    elif item_id := non_blank(item_id):
+        content["id"] = item_id
+    if name := non_blank(values[compiled.item_name]):
+        content["name"] = name
+    content["content_type"] = non_blank(values[compiled.item_content_type]) or default_content_type
     raw_quantity = values[compiled.item_quantity]
     if raw_quantity is not None:
         quantity = to_whole_number(raw_quantity)
@@ -226,12 +227,14 @@ def _content(
                 "invalid_value", f"data.contents[{index}].quantity", "must be a whole number"
             )
         content["quantity"] = quantity
-    money = _money(
-        _present(values, compiled.item_amount),
-        _present(values, compiled.item_currency),
-        event_currency,
-        index,
-    )
+    raw_amount = raw_currency = None
+    for slot in compiled.item_amount:
+        if (raw_amount := values[slot]) is not None:
+            break
+    for slot in compiled.item_currency:
+        if (raw_currency := values[slot]) is not None:
+            break
+    money = _money(raw_amount, raw_currency, event_currency, index)
     if isinstance(money, Failed):
         return money
     amount, currency = money
@@ -240,13 +243,6 @@ def _content(
     if currency is not None:
         content["currency"] = currency
     return content
-
-
-def _present(values: list[Any], slots: tuple[int, ...]) -> object:
-    for index in slots:
-        if values[index] is not None:
-            return values[index]
-    return None
 
 
 def _money_field(item_index: int | None, name: str) -> str:

@@ -24,7 +24,7 @@ INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 _MAX_DIGITS: Final = 19
 
-_POWERS_OF_TEN: Final = tuple(10**exponent for exponent in range(10))
+_POWERS_OF_TEN: Final[tuple[int, ...]] = tuple(10**exponent for exponent in range(10))
 _FAST_LIMIT: Final = float(2**40)
 _FAST_MARGIN: Final = 0.49
 _DECIMAL_TEXT: Final = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?")
@@ -110,7 +110,7 @@ def to_whole_number(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        number = value
+        number = int(value)  # a plain int, also for int subclasses
     elif isinstance(value, float):
         if not value.is_integer():  # also False for NaN and infinities
             return None

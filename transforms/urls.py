@@ -9,7 +9,7 @@ from typing import Final
 _URL_UP_TO_PATH: Final = re.compile(
     r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)"
     r"(?:[^/?#]*@)?"  # user info (`user:password@`): credentials, never sent
-    r"(?P<host>(?:\[[0-9A-Fa-f:.]+\]|[^\x00-\x20\x7f/?#@\[\]\\<>^`{|}\":]+)(?::[0-9]*)?)"
+    r"(?P<host>(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00-\x1f\x7f/?#@\[\]\\<>^`{|}\":]+)(?::[0-9]*)?)"
     r"(?P<path>(?:/[^?#]*)?)"
     r"(?=[?#]|\Z)"
 )

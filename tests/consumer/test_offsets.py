@@ -1,4 +1,4 @@
-"""The offset tracker: any completion order commits exactly the highest contiguous settled offset."""
+"""The offset tracker: any completion order commits the highest contiguous settled offset."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ def test_duplicate_settlement_is_harmless() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     data=st.data(),
-    offsets=st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=80, unique=True),
+    offsets=st.lists(
+        st.integers(min_value=0, max_value=10_000), min_size=1, max_size=80, unique=True
+    ),
 )
 def test_any_completion_order_commits_the_highest_contiguous_settled(
     data: st.DataObject, offsets: list[int]

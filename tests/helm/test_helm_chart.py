@@ -310,6 +310,12 @@ def test_rendered_config_is_what_the_values_say(
         key_file = tmp_path / "api-key"
         key_file.write_text("sk-test", encoding="utf-8")
         environ = {**env, "CAPI_CONSUMER_CAPI__API_KEY_FILE": str(key_file)}
+        # The mounted secret files exist only in the pod: stand in for them.
+        for section, key in PROPOSED_KEYS:
+            if getattr(getattr(config, "schema_" if section == "schema" else section), key):
+                stand_in = tmp_path / f"{section}-{key}.yaml"
+                stand_in.write_text("{}", encoding="utf-8")
+                environ[f"CAPI_CONSUMER_{section.upper()}__{key.upper()}"] = str(stand_in)
         routed = load_rendered_config(rendered, tmp_path, environ)
         routed.require_for_run()
 

@@ -32,7 +32,9 @@ CLI = str(Path(sys.executable).with_name("capi-consumer"))
 pytestmark = pytest.mark.integration
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -114,7 +116,12 @@ def as_config(raw: dict[str, Any]) -> AppConfig:
 def run_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPI_CONSUMER_")}
     return subprocess.run(
-        [CLI, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
         **kwargs,
     )
 

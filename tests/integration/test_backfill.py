@@ -46,7 +46,9 @@ def produce(raw: dict[str, Any], topic: str, events: list[dict[str, Any]]) -> No
     assert produce_events(as_config(raw), topic, events).produced == len(events)
 
 
-def event_ids_by_position(broker: EmbeddedBroker, raw: dict[str, Any], topic: str) -> dict[tuple[int, int], str]:
+def event_ids_by_position(
+    broker: EmbeddedBroker, raw: dict[str, Any], topic: str
+) -> dict[tuple[int, int], str]:
     """(partition, offset) → the event id stored there, read back from the broker."""
     decoder = Decoder(as_config(raw).schema_settings)
     messages = read_topic(broker, topic)
@@ -65,7 +67,9 @@ def backfill(config: Path, *args: str, timeout: float = 60) -> dict[str, Any]:
     return report
 
 
-def with_timestamps(events: list[dict[str, Any]], first_ms: int, step_ms: int) -> list[dict[str, Any]]:
+def with_timestamps(
+    events: list[dict[str, Any]], first_ms: int, step_ms: int
+) -> list[dict[str, Any]]:
     """Event time (hence record time) = first_ms + i * step_ms, as epoch ms."""
     for index, event in enumerate(events):
         event["context"]["event_timestamp"] = first_ms + index * step_ms
@@ -94,8 +98,9 @@ def test_offset_range_delivers_exactly_the_range_and_leaves_the_live_group_alone
     live_before = committed_offsets(broker, group, [topic])
 
     # Dry run of one listed partition: maps, sends nothing, commits nothing, masks the sample.
-    dry = backfill(config, "--from-offset", f"{topic}:1:0", "--to-offset", f"{topic}:1:4",
-                   "--dry-run")
+    dry = backfill(
+        config, "--from-offset", f"{topic}:1:0", "--to-offset", f"{topic}:1:4", "--dry-run"
+    )
     assert (dry["dry_run"], dry["read"], dry["mapped"], dry["delivered"]) == (True, 4, 4, 0)
     assert stats(sandbox)["stored"] == 0
     assert 0 < len(dry["sample"]) <= 4
@@ -183,8 +188,11 @@ def test_kill_9_mid_backfill_then_the_same_command_resumes_with_its_snapshot(
         "backfill", "--config", str(config), "--from-beginning", "--max-events-per-second", "100"
     )
     try:
-        run_group = wait_for(lambda: _backfill_group_with_commits(broker, group, topic), 30,
-                             "a first backfill commit")
+        run_group = wait_for(
+            lambda: _backfill_group_with_commits(broker, group, topic),
+            30,
+            "a first backfill commit",
+        )
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     finally:

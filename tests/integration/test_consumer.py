@@ -78,8 +78,9 @@ def test_delivers_exactly_what_map_produces_and_commits_the_end(
     events = generate_events(1500, seed=1, now_ms=now_ms())
     produce(raw, topic, events)
 
-    result = run_cli("run", "--config", str(write_config(tmp_path / "c.yaml", raw)),
-                     "--until-caught-up")
+    result = run_cli(
+        "run", "--config", str(write_config(tmp_path / "c.yaml", raw)), "--until-caught-up"
+    )
     assert result.returncode == 0, result.stderr
 
     compiled = as_config(raw).compile()
@@ -191,7 +192,12 @@ def test_one_poison_event_in_1000_is_isolated_by_bisection(
     with SandboxThread(sandbox_settings(faults={"poison_ids": [poison]})) as sandbox:
         topic, group, dlq = names("events"), names("group"), names("dlq")
         raw = consumer_config(
-            broker, sandbox.url, [topic], group, dlq, batch={"linger_ms": 2000, "max_events": 1000},
+            broker,
+            sandbox.url,
+            [topic],
+            group,
+            dlq,
+            batch={"linger_ms": 2000, "max_events": 1000},
             kafka={"consume_batch_size": 5000},
         )
         produce(raw, topic, events)
@@ -215,12 +221,16 @@ def test_bad_api_key_stops_loudly_and_commits_nothing(
     topic, group, dlq = names("events"), names("group"), names("dlq")
     raw = consumer_config(broker, sandbox.url, [topic], group, dlq)
     raw["capi"]["api_key"] = "wrong-key"
-    events = [e for e in generate_events(200, seed=6, now_ms=now_ms()) if e["event_name"] == "purchase"]
+    events = [
+        e for e in generate_events(200, seed=6, now_ms=now_ms()) if e["event_name"] == "purchase"
+    ]
     produce(raw, topic, events)
-    result = run_cli("run", "--config", str(write_config(tmp_path / "c.yaml", raw)),
-                     "--until-caught-up")
+    result = run_cli(
+        "run", "--config", str(write_config(tmp_path / "c.yaml", raw)), "--until-caught-up"
+    )
     assert result.returncode == 3
-    assert "401" in result.stderr and PIXEL in result.stderr
+    assert "401" in result.stderr
+    assert PIXEL in result.stderr
     assert "wrong-key" not in result.stderr + result.stdout
     assert all(o < 0 for o in committed_offsets(broker, group, [topic]).values())
     assert stored_ids(sandbox) == []
@@ -234,8 +244,9 @@ def test_dlq_breaker_stops_a_systemic_mapping_mismatch(
     raw = consumer_config(broker, sandbox.url, [topic], group, dlq, dlq={"window": 100})
     raw["field_mapping"] = {"id": "context.no_such_field"}  # every event: missing_field id
     produce(raw, topic, generate_events(400, seed=7, now_ms=now_ms()))
-    result = run_cli("run", "--config", str(write_config(tmp_path / "c.yaml", raw)),
-                     "--until-caught-up")
+    result = run_cli(
+        "run", "--config", str(write_config(tmp_path / "c.yaml", raw)), "--until-caught-up"
+    )
     assert result.returncode == 4
     assert "DLQ breaker" in result.stderr
 

@@ -52,8 +52,14 @@ def secrets_of(events: list[dict]) -> set[str]:
         device = (event.get("context") or {}).get("device") or {}
         openai = (event.get("partners") or {}).get("openai") or {}
         for value in (
-            user.get("email"), user.get("phone"), user.get("firstname"), user.get("lastname"),
-            user.get("id"), device.get("ip"), device.get("cookie"), openai.get("oppref"),
+            user.get("email"),
+            user.get("phone"),
+            user.get("firstname"),
+            user.get("lastname"),
+            user.get("id"),
+            device.get("ip"),
+            device.get("cookie"),
+            openai.get("oppref"),
             openai.get("obref"),
         ):
             if isinstance(value, str) and len(value.strip()) >= 4:
@@ -71,9 +77,18 @@ def test_health_metrics_and_pii_free_debug_logs(
     topic, group, dlq = names("events"), names("group"), names("dlq")
     port = free_port()
     raw = consumer_config(
-        broker, sandbox.url, [topic], group, dlq,
-        observability={"enabled": True, "host": "127.0.0.1", "port": port,
-                       "log_level": "debug", "log_format": "json"},
+        broker,
+        sandbox.url,
+        [topic],
+        group,
+        dlq,
+        observability={
+            "enabled": True,
+            "host": "127.0.0.1",
+            "port": port,
+            "log_level": "debug",
+            "log_format": "json",
+        },
     )
     events = generate_events(600, seed=11, now_ms=int(time.time() * 1000), invalid_ratio=0.1)
     report = produce_events(as_config(raw), topic, events)
@@ -85,9 +100,11 @@ def test_health_metrics_and_pii_free_debug_logs(
         wait_for(lambda: get(base + "/livez")[0] == 200, 30, "/livez")
         wait_for(lambda: get(base + "/readyz")[0] == 200, 30, "/readyz")
         wait_for(lambda: stats(sandbox)["accepted"] > 0, 60, "deliveries")
+
         def settled() -> bool:
             _, text = get(base + "/metrics")
             return f'capi_consumer_committed_offset{{partition="0",topic="{topic}"}}' in text
+
         wait_for(settled, 60, "a committed offset in /metrics")
         _, metrics = get(base + "/metrics")
         for name in (

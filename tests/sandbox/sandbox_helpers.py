@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import io
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 # mapping.md §8: the worked example's `--now`.
 NOW_MS = 1_773_892_900_000
@@ -96,9 +98,13 @@ async def post_events(
 ) -> Answer:
     """POST /v1/events; `body` replaces the whole `{"events": batch, **request_fields}` body."""
     url = f"{base_url}/v1/events" + (f"?pid={pid}" if pid is not None else "")
-    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
     payload = {"events": batch or [], **request_fields} if body is None else body
-    async with session.post(url, json=payload, headers=headers) as response:
+    # A file object: aiohttp warns that large raw bytes would block the loop.
+    data = io.BytesIO(orjson.dumps(payload))
+    async with session.post(url, data=data, headers=headers) as response:
         return await answer(response)
 
 

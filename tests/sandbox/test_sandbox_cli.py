@@ -18,7 +18,7 @@ import yaml
 
 from consumer.sandbox.server import SandboxThread
 from consumer.sandbox.settings import SandboxSettings
-from tests.sandbox.sandbox_helpers import fresh_events
+from tests.sandbox.sandbox_helpers import fresh_events, post_events
 
 URL_LINE = re.compile(r"sandbox listening on (http://127\.0\.0\.1:(\d+))\n")
 START_TIMEOUT_S = 30

@@ -1,0 +1,98 @@
+"""The one config: YAML, CAPI_CONSUMER_ overrides, strict keys, masked output, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from consumer.config import ConfigError, load_config
+
+CLI = str(Path(sys.executable).with_name("capi-consumer"))
+
+
+def test_env_overrides_nested_keys_lists_maps_and_null(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("kafka:\n  bootstrap_servers: a:1\n  topics: [x]\ncapi:\n  pixel_id: p\n")
+    config = load_config(
+        path,
+        {
+            "CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": "host:9092",
+            "CAPI_CONSUMER_KAFKA__TOPICS": '["a","b"]',
+            "CAPI_CONSUMER_KAFKA__SETTINGS": '{"sasl.mechanism":"PLAIN"}',
+            "CAPI_CONSUMER_CAPI__PIXEL_ID": "0123",
+            "CAPI_CONSUMER_BATCH__MAX_EVENTS": "500",
+            "CAPI_CONSUMER_EVENT_MAPPING": '{"page_view": null}',
+            "OTHER": "ignored",
+        },
+    )
+    assert config.kafka.bootstrap_servers == "host:9092"
+    assert config.kafka.topics == ["a", "b"]
+    assert config.kafka.settings == {"sasl.mechanism": "PLAIN"}
+    assert config.capi.pixel_id == "0123"  # stays a string: leading zeros kept
+    assert config.batch.max_events == 500
+    assert config.event_mapping == {"page_view": None}
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CAPI_CONSUMER_KAFKA__BOGUS": "1"}, "configuration error: kafka.bogus: unknown key"),
+        ({"CAPI_CONSUMER_BATCH__MAX_EVENTS": "1001"}, "configuration error: batch.max_events:"),
+        ({"CAPI_CONSUMER_DLQ__MAX_RATIO": "x"}, "configuration error: dlq.max_ratio:"),
+    ],
+)
+def test_bad_values_name_the_key(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, environ)
+    assert str(error.value).startswith(message)
+
+
+def test_run_requirements_name_the_missing_key() -> None:
+    config = load_config(None, {"CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": "h:1"})
+    with pytest.raises(ConfigError, match=r"^configuration error: kafka\.topics:"):
+        config.require_for_run()
+
+
+def test_secret_settings_file_is_merged_and_checked(tmp_path: Path) -> None:
+    secret = tmp_path / "kafka.yaml"
+    secret.write_text("sasl.password: hunter2\n")
+    config = load_config(
+        None,
+        {
+            "CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": "h:1",
+            "CAPI_CONSUMER_KAFKA__SETTINGS": '{"sasl.username":"u"}',
+            "CAPI_CONSUMER_KAFKA__SECRET_SETTINGS_FILE": str(secret),
+        },
+    )
+    assert config.kafka_client_settings() == {
+        "bootstrap.servers": "h:1",
+        "sasl.username": "u",
+        "sasl.password": "hunter2",
+    }
+    missing = load_config(None, {"CAPI_CONSUMER_KAFKA__SECRET_SETTINGS_FILE": "/nope.yaml"})
+    with pytest.raises(ConfigError, match=r"kafka\.secret_settings_file: no such file"):
+        missing.kafka_client_settings()
+
+
+def test_config_check_masks_secrets_and_exits_2_on_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "capi:\n  api_key: sk-very-secret\nkafka:\n  settings:\n    sasl.password: hunter2\n"
+    )
+    result = subprocess.run(
+        [CLI, "config", "check", "--config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sk-very-secret" not in result.stdout
+    assert "hunter2" not in result.stdout
+    assert "api_key: '***'" in result.stdout
+    path.write_text("kafka:\n  nope: 1\n")
+    result = subprocess.run(
+        [CLI, "config", "check", "--config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "configuration error: kafka.nope: unknown key"
+    assert result.stdout == ""
