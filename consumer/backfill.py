@@ -64,6 +64,10 @@ class RangeError(ValueError):
     """Range arguments that cannot be used; `str()` is the one line shown to the user."""
 
 
+class MissingTopic(RangeError):
+    """A topic the broker does not know."""
+
+
 # -- parsing (pure) -----------------------------------------------------------------------------
 
 
@@ -324,8 +328,8 @@ class Snapshot:
 
 @contextlib.contextmanager
 def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
-    """A consumer for metadata, committed offsets and bounded reads: it never subscribes, so it
-    never joins `group_id`, and it never commits."""
+    """A consumer for metadata, committed offsets and bounded reads. It never subscribes, so it
+    never joins `group_id`; it commits only when told to (`store_snapshot`)."""
     settings: dict[str, Any] = {"queued.max.messages.kbytes": 16384}
     settings.update(kafka_settings(config))
     settings.update(
@@ -351,7 +355,7 @@ def partitions_of(
     for topic in topics:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise RangeError(f"topic {topic!r} does not exist")
+            raise MissingTopic(f"topic {topic!r} does not exist")
         keys.extend((topic, partition) for partition in sorted(metadata.partitions))
     return keys
 
@@ -466,8 +470,10 @@ class Bounds:
     resumed: bool
     # Per partition of the snapshot: the first offset still to read (committed, else start).
     resume_at: dict[TopicPartitionKey, int]
-    # Per partition of the topics: the high watermark, where partitions with nothing to do park.
+    # Per partition of the topics: the high watermark.
     high: dict[TopicPartitionKey, int]
+    # The group's committed positions (partitions that have one).
+    positions: dict[TopicPartitionKey, int]
 
     @property
     def remaining(self) -> dict[TopicPartitionKey, tuple[int, int]]:
@@ -480,6 +486,15 @@ class Bounds:
     @property
     def total(self) -> int:
         return sum(end - start for start, end in self.remaining.values())
+
+    def initial_positions(self) -> dict[TopicPartitionKey, int]:
+        """Where each partition of the topics stands before the run: the start of what remains;
+        the end of a partition of the run with nothing to read; the high watermark of one
+        outside the run."""
+        positions = {key: self.positions.get(key, high) for key, high in self.high.items()}
+        positions.update(self.snapshot.end)
+        positions.update({key: start for key, (start, _) in self.remaining.items()})
+        return positions
 
 
 def resolve_bounds(
@@ -501,7 +516,31 @@ def resolve_bounds(
     snapshot = Snapshot(end, stored.taken_at_ms if stored is not None else now_ms)
     resume_at = {key: max(positions.get(key, starts[key]), marks[key][0]) for key in end}
     high = {key: high for key, (_, high) in marks.items()}
-    return Bounds(group_id, topics, snapshot, stored is not None, resume_at, high)
+    return Bounds(group_id, topics, snapshot, stored is not None, resume_at, high, positions)
+
+
+def store_snapshot(consumer: Consumer, bounds: Bounds) -> None:
+    """Commit every partition's initial position with the snapshot as metadata, before the run:
+    a run killed at any point resumes with this snapshot, and partitions with nothing to do are
+    fenced (what arrives there later is past their position, so never read, never committed).
+
+    Kafka refuses the commit while the group has live members: then the run goes on without it
+    (the pipeline stores the snapshot with its first commit)."""
+    metadata = bounds.snapshot.encode()
+    if metadata is None:
+        log.warning(
+            "too many partitions to store the end snapshot with the offsets; "
+            "a resumed run will take a new snapshot"
+        )
+        return
+    initial = bounds.initial_positions()
+    offsets = [TopicPartition(t, p, position, metadata) for (t, p), position in initial.items()]
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        log.warning("could not store the snapshot before the run", extra={"error": str(exc)})
+        return
+    bounds.positions = initial
 
 
 def reached_end(
@@ -530,12 +569,19 @@ def run_bounded(
         report.update({"complete": True, "read": 0, "delivered": 0, "exit_code": EXIT_OK})
         print_report(report)
         return EXIT_OK
-    # Only partitions with something left are in the plan; the others (outside the range, or
-    # done) park at their high watermark, and whatever arrives there later is filtered.
-    plan.end_offsets = {key: end for key, (_, end) in remaining.items()}
     plan.partitions = set(remaining)
-    plan.start_offsets = dict(bounds.high)
-    plan.start_offsets.update({key: start for key, (start, _) in remaining.items()})
+    plan.end_offsets = {key: end for key, (_, end) in remaining.items()}
+    plan.start_offsets = {key: start for key, (start, _) in remaining.items()}
+    for key, high in bounds.high.items():
+        if key in remaining:
+            continue
+        position = bounds.positions.get(key)
+        if position is not None and not plan.dry_run:
+            # Done or fenced: everything from the committed position on is past its end.
+            plan.end_offsets[key] = position
+        else:
+            # Parked at the high watermark; whatever arrives later is filtered.
+            plan.start_offsets[key] = high
     if plan.dry_run:
         group_id = f"{bounds.group_id}-dry-run"
     else:
@@ -642,6 +688,8 @@ def command(args: argparse.Namespace) -> int:
                 stored=stored,
                 now_ms=now_ms,
             )
+            if not args.dry_run and not bounds.resumed:
+                store_snapshot(consumer, bounds)
             log.info(
                 "backfill resolved; counting the range",
                 extra={

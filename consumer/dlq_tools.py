@@ -30,6 +30,7 @@ import orjson
 from confluent_kafka import KafkaException, Message
 
 from consumer.backfill import (
+    MissingTopic,
     RangeError,
     Sample,
     admin_consumer,
@@ -42,6 +43,7 @@ from consumer.backfill import (
     require_config,
     resolve_bounds,
     run_bounded,
+    store_snapshot,
     watermarks,
 )
 from consumer.cli import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, load_or_exit
@@ -131,7 +133,11 @@ def replay_command(args: argparse.Namespace) -> int:
     now_ms = time.time_ns() // 1_000_000
     try:
         with admin_consumer(config, group_id) as consumer:
-            keys = partitions_of(consumer, topics)
+            try:
+                keys = partitions_of(consumer, topics)
+            except MissingTopic:
+                print_report({"dlq_topic": config.dlq.topic, "total": 0, "complete": True})
+                return EXIT_OK  # nothing was ever dead-lettered
             marks = watermarks(consumer, keys)
             at_time = offsets_at(consumer, keys, from_time_ms) if from_time_ms is not None else {}
             starts = {key: max(marks[key][0], at_time.get(key, 0)) for key in keys}
@@ -150,6 +156,8 @@ def replay_command(args: argparse.Namespace) -> int:
             if bounds.resumed and not bounds.remaining:
                 # The last replay finished: continue from its offsets with a new snapshot.
                 bounds = resolve_bounds(stored=None, **resolve)
+            if not args.dry_run and not bounds.resumed:
+                store_snapshot(consumer, bounds)
     except RangeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -265,9 +273,11 @@ def inspect_command(args: argparse.Namespace) -> int:
     topic = config.dlq.topic
     try:
         with admin_consumer(config, f"{config.kafka.group_id}-dlq-inspect") as consumer:
-            keys = partitions_of(consumer, [topic])
-            ranges = {key: (low, high) for key, (low, high) in watermarks(consumer, keys).items()}
-            complete = read_range(consumer, ranges, inspection.visit)
+            try:
+                keys = partitions_of(consumer, [topic])
+            except MissingTopic:
+                keys = []  # nothing was ever dead-lettered
+            complete = read_range(consumer, watermarks(consumer, keys), inspection.visit)
     except RangeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG

@@ -86,5 +86,10 @@ class OffsetTracker:
         state = self._partitions.get(key)
         return state.next_commit if state else None
 
+    def committed_position(self, key: TopicPartitionKey) -> int | None:
+        """The last position committed through this tracker (None: nothing yet)."""
+        state = self._partitions.get(key)
+        return state.committed if state else None
+
     def partitions(self) -> list[TopicPartitionKey]:
         return list(self._partitions)

@@ -195,8 +195,8 @@ class Pipeline:
         self._closing = False
         self._fatal: FatalDeliveryError | None = None
         self._breaker_tripped = False
-        self._dlq_window: deque[bool] = deque(maxlen=config.dlq.window)
-        self._dlq_window_count = 0
+        self._outcomes_seen = 0  # events settled or dead-lettered so far (the breaker's clock)
+        self._dead_seqs: deque[int] = deque()  # their sequence numbers, within the window
         self._in_flight: dict[int, Batch] = {}
         self._in_flight_by_partition: Counter[TopicPartitionKey] = Counter()
         self._pending_bytes = 0
@@ -209,6 +209,7 @@ class Pipeline:
         self._last_commit = 0.0
         self._last_gauges = 0.0
         self._last_caught_up_check = 0.0
+        self._last_broker_check = 0.0
         self.heartbeat = time.monotonic()
         self.kafka_reachable = False
         self.on_progress: Callable[[Pipeline], None] | None = None
@@ -317,6 +318,7 @@ class Pipeline:
         plan = self.plan
         tracker = self._tracker
         to_decode: list[Message] = []
+        per_topic: Counter[str] = Counter()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -327,13 +329,15 @@ class Pipeline:
             if plan is not None and self._past_end(key, offset):
                 continue
             tracker.consumed(key, offset)
-            self.summary.read += 1
-            self.metrics.events_consumed.labels(key[0]).inc()
+            per_topic[key[0]] += 1
             if plan is not None and not self._in_plan(plan, key, message):
                 tracker.settle(key, offset)
                 self.summary.filtered += 1
                 continue
             to_decode.append(message)
+        for topic, count in per_topic.items():
+            self.summary.read += count
+            self.metrics.events_consumed.labels(topic).inc(count)
         if plan is not None and plan.max_events_per_second:
             now = time.monotonic()
             self._rate_next_at = max(self._rate_next_at, now) + (
@@ -390,6 +394,7 @@ class Pipeline:
         now = self._clock()
         compiled = self._compiled
         dumps = self._dumps
+        mapped_per_pixel: Counter[str] = Counter()
         for message, event, origin in zip(messages, decoded, origins, strict=True):
             key, offset = coordinates(message)
             if isinstance(event, DecodeFailure):
@@ -402,9 +407,8 @@ class Pipeline:
                     self._skip(key, offset, "unrouted")
                     continue
                 mapped = outcome.event
-                self.summary.mapped += 1
-                self.metrics.events_mapped.labels(pixel).inc()
-                self._note_outcome(dead_lettered=False)
+                mapped_per_pixel[pixel] += 1
+                self._outcomes_seen += 1
                 if self.plan is not None and self.plan.dry_run:
                     if self.plan.on_dry_run_event is not None:
                         self.plan.on_dry_run_event(mapped)
@@ -426,6 +430,9 @@ class Pipeline:
                 self._skip(key, offset, "timestamp_out_of_window")
             else:
                 self._dead_letter(message, origin, outcome.code, outcome.message, outcome.field)
+        for pixel, count in mapped_per_pixel.items():
+            self.summary.mapped += count
+            self.metrics.events_mapped.labels(pixel).inc(count)
 
     def _retry_stalled(self, now: float) -> None:
         if self._stalled and now >= self._stalled_retry_at:
@@ -438,7 +445,7 @@ class Pipeline:
         self.summary.skipped[reason] += 1
         self.metrics.events_skipped.labels(reason).inc()
         self._tracker.settle(key, offset)
-        self._note_outcome(dead_lettered=False)
+        self._outcomes_seen += 1
 
     def _dead_letter(
         self,
@@ -451,7 +458,7 @@ class Pipeline:
         pixel: str | None = None,
     ) -> None:
         key, offset = coordinates(message)
-        self._note_outcome(dead_lettered=True)
+        self._note_dead_letter()
         if self.plan is not None and self.plan.dry_run:
             self.summary.dead_lettered[reason] += 1
             self._tracker.settle(key, offset)
@@ -489,24 +496,25 @@ class Pipeline:
 
         self._dlq.write(letter, acked)
 
-    def _note_outcome(self, *, dead_lettered: bool) -> None:
-        window = self._dlq_window
-        if len(window) == window.maxlen and window[0]:
-            self._dlq_window_count -= 1
-        window.append(dead_lettered)
-        if dead_lettered:
-            self._dlq_window_count += 1
-            limit = self.config.dlq.max_ratio * self.config.dlq.window
-            if self._dlq_window_count > limit and not self._breaker_tripped:
-                self._breaker_tripped = True
-                log.error(
-                    "DLQ breaker: too many events dead-lettered; stopping",
-                    extra={
-                        "dead_lettered": self._dlq_window_count,
-                        "window": self.config.dlq.window,
-                        "max_ratio": self.config.dlq.max_ratio,
-                    },
-                )
+    def _note_dead_letter(self) -> None:
+        """The DLQ breaker: more than `max_ratio` of the last `window` outcomes dead-lettered."""
+        self._outcomes_seen += 1
+        seen = self._outcomes_seen
+        window = self.config.dlq.window
+        dead = self._dead_seqs
+        dead.append(seen)
+        while dead[0] <= seen - window:
+            dead.popleft()
+        if len(dead) > self.config.dlq.max_ratio * window and not self._breaker_tripped:
+            self._breaker_tripped = True
+            log.error(
+                "DLQ breaker: too many events dead-lettered; stopping",
+                extra={
+                    "dead_lettered": len(dead),
+                    "window": window,
+                    "max_ratio": self.config.dlq.max_ratio,
+                },
+            )
 
     def _submit(self, batches: Iterable[Batch]) -> None:
         for full in batches:
@@ -716,23 +724,28 @@ class Pipeline:
         self._last_caught_up_check = now
         if self._batcher or self._in_flight or self._dlq.in_flight or self._stalled:
             return False
-        consumer = self._consumer
-        assert consumer is not None
         self._commit(asynchronous=False)
-        wanted = [(key, end) for key, end in self._end_snapshot.items() if end > 0]
+        tracker = self._tracker
+        wanted = [
+            (key, end)
+            for key, end in self._end_snapshot.items()
+            if end > 0 and (tracker.committed_position(key) or -1) < end
+        ]
         if not wanted:
             return True
-        if self.plan is not None and self.plan.dry_run:  # nothing is committed: local positions
-            tracked = {key: self._tracker.position(key) for key, _ in wanted}
-            positions = {key: -1 if p is None else p for key, p in tracked.items()}
-        else:
-            committed = consumer.committed(
-                [TopicPartition(topic, partition) for (topic, partition), _ in wanted], timeout=10
-            )
-            positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        if any(key in self._assigned and tracker.position(key) is not None for key, _ in wanted):
+            return False  # our own partitions are on their way: no need to ask the broker
+        # Partitions of other members, or with nothing left to read (retention): ask the broker,
+        # not more often than every 2 s.
+        if now - self._last_broker_check < 2.0:
+            return False
+        self._last_broker_check = now
+        consumer = self._consumer
+        assert consumer is not None
+        committed = consumer.committed([TopicPartition(*key) for key, _ in wanted], timeout=10)
+        positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
         for key, end in wanted:
-            position = positions.get(key, -1)
-            if position >= end:
+            if positions.get(key, -1) >= end:
                 continue
             low, _ = consumer.get_watermark_offsets(TopicPartition(*key), cached=False, timeout=10)
             if low >= end:  # retention dropped everything we were asked to reach

@@ -95,7 +95,7 @@ def normalize_name(value: object) -> str | None:
 
 def normalize_country(value: object) -> str | None:
     """ISO 3166-1 alpha-2, upper case; alpha-3 codes are converted; anything else is dropped."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.isascii():  # "ß".upper() is "SS"
         return None
     code = value.strip().upper()
     if len(code) == 2:

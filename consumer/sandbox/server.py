@@ -8,6 +8,7 @@ or `capi-consumer sandbox`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import re
 import threading
@@ -143,15 +144,10 @@ async def _accept(
         raise Rejected(denied.status, denied.reason, denied.message)
     wait_s = injector.rate_limit_wait_s(pid, state.now_ms())
     if wait_s is not None:
-        retry_after = str(max(1, math.ceil(wait_s)))
-        raise Rejected(
-            429,
-            "rate_limited",
-            "Too many requests for this pixel.",
-            headers={"Retry-After": retry_after}
-            if injector.settings.rate_limit_retry_after
-            else None,
-        )
+        headers = None
+        if injector.settings.rate_limit_retry_after:
+            headers = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+        raise Rejected(429, "rate_limited", "Too many requests for this pixel.", headers=headers)
 
     body = await _read_json(request, settings)
     events, validate_only = _check_request(body, state, pid)
@@ -192,9 +188,21 @@ async def _read_json(request: web.Request, settings: SandboxSettings) -> object:
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
     try:
-        return orjson.loads(raw)
+        return parse_json(raw)
     except orjson.JSONDecodeError:
         raise Rejected(400, "invalid_json", "The body is not valid JSON.") from None
+
+
+def parse_json(raw: bytes) -> object:
+    """`orjson.loads` with the cyclic GC paused: parsing 1000 events allocates ~35k containers,
+    whose collections would double the parse time, and parsed JSON holds no cycles to find."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(raw)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _check_request(
@@ -259,11 +267,11 @@ def _error_response(rejection: Rejected, settings: SandboxSettings | None) -> we
     body: dict[str, Any]
     if rejection.detail is not None:
         body = {"detail": rejection.detail}
+    elif settings is not None and settings.error_format == "detail" and rejection.param:
+        loc = ["body", *_path_parts(rejection.param)]
+        body = {"detail": [{"type": rejection.reason, "loc": loc, "msg": rejection.message}]}
     elif settings is not None and settings.error_format == "detail":
-        body = {"detail": rejection.message}
-        if rejection.param is not None:
-            loc = ["body", *_path_parts(rejection.param)]
-            body = {"detail": [{"type": rejection.reason, "loc": loc, "msg": rejection.message}]}
+        body = {"detail": rejection.message}  # FastAPI's HTTPException shape
     else:
         error_type = _ERROR_TYPES.get(rejection.status)
         if error_type is None:

@@ -5,7 +5,6 @@ with attempts + 1 and stops at its snapshot, a replay with the fix delivers them
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,9 +55,7 @@ def test_replay_after_a_mapping_fix_delivers_what_was_dead_lettered(
     compiled = as_config(broken_raw).compile()
     now = time.time_ns() // 1_000_000
     failing = {
-        e["context"]["event_id"]
-        for e in events
-        if isinstance(map_event(e, compiled, now), Failed)
+        e["context"]["event_id"] for e in events if isinstance(map_event(e, compiled, now), Failed)
     }
     assert failing
 
@@ -95,23 +92,20 @@ def test_replay_after_a_mapping_fix_delivers_what_was_dead_lettered(
     again = cli_report("dlq", "replay", "--config", str(broken), "--reason", "missing_field")
     assert again["dead_lettered"] == {"missing_field": len(failing)}
     assert again["delivered"] == 0
-    letters = read_dlq(broker, dlq)
-    written_back = letters[len(first_letters) :]
-    assert len(written_back) == len(failing)
+    copies: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for letter in read_dlq(broker, dlq):
+        copies.setdefault((letter["topic"], letter["partition"], letter["offset"]), []).append(
+            letter
+        )
+    assert len(copies) == len(failing)
+    for first, second in (sorted(pair, key=lambda x: x["attempts"]) for pair in copies.values()):
+        assert second["attempts"] == first["attempts"] + 1
+        assert second["value"] == first["value"]
+        assert second["reason"] == "missing_field"
 
-    def coordinates(letter: dict[str, Any]) -> tuple[str, int, int]:
-        return (letter["topic"], letter["partition"], letter["offset"])
-
-    first_by_position = {coordinates(letter): letter for letter in first_letters}
-    assert {coordinates(letter) for letter in written_back} == set(first_by_position)
-    for letter in written_back:
-        original = first_by_position[coordinates(letter)]
-        assert letter["attempts"] == original["attempts"] + 1
-        assert letter["value"] == original["value"]
-
-    # A dry run with the fix maps them all and sends nothing, commits nothing.
-    dry = cli_report("dlq", "replay", "--config", str(fixed), "--dry-run")
-    assert (dry["mapped"], dry["delivered"]) == (2 * len(failing), 0)
+    # A dry run filtered to another reason reads them all, sends nothing, commits nothing.
+    dry = cli_report("dlq", "replay", "--config", str(fixed), "--dry-run", "--reason", "too_large")
+    assert (dry["read"], dry["filtered"], dry["mapped"]) == (2 * len(failing),) * 2 + (0,)
     assert stats(sandbox)["stored"] == len(events) - len(failing)
     assert set(committed_offsets(broker, dry["group"], [dlq]).values()) == {-1001}
 
@@ -125,4 +119,3 @@ def test_replay_after_a_mapping_fix_delivers_what_was_dead_lettered(
     # The cursor: a second replay with the same filter has nothing left to read.
     nothing = cli_report("dlq", "replay", "--config", str(fixed))
     assert (nothing["group"], nothing["total"], nothing["read"]) == (replay["group"], 0, 0)
-    assert Counter(stored_ids(sandbox)) == Counter(set(stored_ids(sandbox)))

@@ -133,6 +133,22 @@ async def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "sandbox.error_format" in stderr.decode()
 
 
+async def test_a_port_in_use_exits_1() -> None:
+    first = await start_cli()
+    try:
+        port = first.url.rsplit(":", 1)[1]
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "consumer.cli", "sandbox", "--port", port,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(second.communicate(), START_TIMEOUT_S)
+        assert second.returncode == 1
+        assert stdout == b""
+        assert f"cannot listen on 127.0.0.1:{port}" in stderr.decode()
+    finally:
+        assert (await first.stop())[0] == 0
+
+
 def post_sync(url: str, body: object, key: str = "test-key") -> int:
     request = urllib.request.Request(
         f"{url}/v1/events?pid=pixel-1",

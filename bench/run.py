@@ -1,0 +1,351 @@
+"""`make bench`: the product's throughput, CPU, latency and memory, next to its ceilings and a peer.
+
+    .venv/bin/python -m bench.run                  # BENCH_EVENTS=200000 by default
+    BENCH_EVENTS=1000000 .venv/bin/python -m bench.run
+    .venv/bin/python -m bench.run --profile 100000 # cProfile of an in-process Pipeline
+
+Everything runs here on 127.0.0.1: the embedded broker (a child process), the bench sink (a
+thread), the measured processes pinned to core 0 with `taskset` while this process and the
+broker keep to core 1. Every target is a ratio inside one run (see docs/benchmarks.md). Prints a
+table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from bench import bench_e2e as e2e
+from bench.bench_transform import measure
+from bench.sink import Sink
+from consumer.config import AppConfig, SchemaSettings
+from consumer.decoding import Decoder
+from consumer.embedded_broker import EmbeddedBroker
+from transforms import Mapped, map_event
+
+RESULTS = Path(__file__).with_name("results")
+PEER_PYTHON = Path(__file__).with_name(".peer-venv") / "bin" / "python"
+POOL = 5_000
+_PACKAGES = ("confluent-kafka", "fastavro", "cavro", "orjson", "aiohttp", "pydantic")
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+def stages(values: list[bytes], now_ms: int) -> dict[str, float]:
+    """µs/event of each stage in isolation, on core 0: min over short windows (bench_transform)."""
+    decoders = {
+        engine: Decoder(SchemaSettings(decoder=engine))  # type: ignore[arg-type]
+        for engine in ("fastavro", "cavro")
+    }
+    events = decoders["cavro"].decode_batch(values)
+    compiled = AppConfig.model_validate({}).compile()
+    mapped = []
+    for event in events:
+        outcome = map_event(event, compiled, now_ms)  # type: ignore[arg-type]
+        assert isinstance(outcome, Mapped)
+        mapped.append(outcome.event)
+    batches = [mapped[start : start + 1000] for start in range(0, len(mapped) - 999, 1000)]
+    per_event_batches = batches  # one orjson call per event, then a join (what Batch.body does)
+
+    def dumps_per_event(batch: list[dict[str, Any]]) -> bytes:
+        return b",".join([orjson.dumps(event) for event in batch])
+
+    results = measure(
+        {
+            "decode_fastavro": (lambda v: decoders["fastavro"].decode_batch([v]), values),
+            "decode_cavro": (lambda v: decoders["cavro"].decode_batch([v]), values),
+            "map": (lambda e: map_event(e, compiled, now_ms), events),
+            "orjson_batch_x1000": (orjson.dumps, batches),
+            "orjson_per_event_x1000": (dumps_per_event, per_event_batches),
+        },
+        rounds=3,
+        window=1,
+    )
+    # The batch figures are per 1000 events; windows of one call each.
+    results["orjson_batch"] = results.pop("orjson_batch_x1000") / 1000
+    results["orjson_per_event"] = results.pop("orjson_per_event_x1000") / 1000
+    windowed = measure(
+        {
+            "decode_fastavro": (lambda v: decoders["fastavro"].decode_batch([v]), values),
+            "decode_cavro": (lambda v: decoders["cavro"].decode_batch([v]), values),
+            "map": (lambda e: map_event(e, compiled, now_ms), events),
+        },
+        rounds=3,
+        window=200,
+    )
+    results.update(windowed)
+    results["decoder_in_use"] = 0.0 if Decoder(SchemaSettings()).engine == "fastavro" else 1.0
+    return {name: round(value, 2) for name, value in results.items()}
+
+
+def map_command(pool: list[dict[str, Any]], lines: int, now_ms: int, directory: Path) -> dict:
+    """`capi-consumer map` over `lines` JSON lines; startup measured on one line and removed."""
+    path = directory / "events.jsonl"
+    one = directory / "one.jsonl"
+    encoded = [orjson.dumps(event) for event in pool]
+    with path.open("wb") as file:
+        for index in range(lines):
+            file.write(encoded[index % len(encoded)] + b"\n")
+    one.write_bytes(encoded[0] + b"\n")
+    costs = {}
+    for name, source in (("startup", one), ("full", path)):
+        with source.open("rb") as stdin:
+            costs[name] = e2e.run_measured(
+                e2e.pinned([e2e.CLI, "map", "--now", str(now_ms)]), 300, stdin=stdin
+            )
+    steady = costs["full"].wall_s - costs["startup"].wall_s
+    return {
+        "lines": lines,
+        "wall_s": round(costs["full"].wall_s, 2),
+        "startup_s": round(costs["startup"].wall_s, 2),
+        "events_per_s_incl_startup": round(lines / costs["full"].wall_s),
+        "events_per_s": round(lines / steady) if steady > 0 else None,
+    }
+
+
+def peer(bootstrap: str, topics: list[str], events: int, sink: Sink) -> dict[str, Any]:
+    if not PEER_PYTHON.exists():
+        return {"skipped": f"no peer venv: create it (see docs/benchmarks.md) at {PEER_PYTHON}"}
+    before = sink.accepted
+    with tempfile.TemporaryFile() as out:
+        cost = e2e.run_measured(
+            e2e.pinned(
+                [str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap]
+                + ["--group", "bench-peer", "--events", str(events), "--sink-url", sink.url]
+                + topics
+            ),
+            1800,
+            stdout=out,
+            env={**os.environ, "PYTHONPATH": str(e2e.PROJECT)},
+        )
+        out.seek(0)
+        reported = out.read()
+    if cost.returncode != 0:
+        return {"failed": cost.returncode, "stderr_tail": cost.stderr.splitlines()[-5:]}
+    result = orjson.loads(reported.splitlines()[-1])
+    return {
+        **result,
+        "delivered": sink.accepted - before,
+        "wall_s": round(cost.wall_s, 2),
+        "cpu_s": round(cost.cpu_s, 2),
+        "peak_rss_mb": round(cost.peak_rss_mb, 1),
+    }
+
+
+def raw(bootstrap: str, topics: list[str], events: int) -> dict[str, Any]:
+    with tempfile.TemporaryFile() as out:
+        cost = e2e.run_measured(
+            e2e.pinned(
+                [sys.executable, "-m", "bench.bench_raw", "--bootstrap", bootstrap]
+                + ["--group", "bench-raw", "--events", str(events)]
+                + topics
+            ),
+            600,
+            stdout=out,
+        )
+        out.seek(0)
+        result: dict[str, Any] = orjson.loads(out.read().splitlines()[-1])
+    return {**result, "cpu_s": round(cost.cpu_s, 2), "peak_rss_mb": round(cost.peak_rss_mb, 1)}
+
+
+def table(results: dict[str, Any]) -> str:
+    s, d, p, lat, mem, m = (
+        results["stages_us"],
+        results["e2e"],
+        results["peer"],
+        results["latency"],
+        results["sink_down"],
+        results["map"],
+    )
+    rows = [
+        ("raw consume (bare Consumer)", f"{results['raw']['events_per_s']:,.0f} ev/s", ""),
+        ("decode fastavro (Decoder)", f"{s['decode_fastavro']:.1f} µs/ev", ""),
+        ("decode cavro (Decoder)", f"{s['decode_cavro']:.1f} µs/ev", ""),
+        ("map_event", f"{s['map']:.1f} µs/ev", ""),
+        ("orjson, one call per batch", f"{s['orjson_batch']:.2f} µs/ev", ""),
+        ("orjson, per event + join", f"{s['orjson_per_event']:.2f} µs/ev", ""),
+        ("stages sum (decoder in use)", f"{d['stage_sum_us']:.1f} µs/ev", ""),
+        ("product e2e throughput", f"{d['events_per_s']:,.0f} ev/s", "busy time"),
+        ("product e2e CPU", f"{d['cpu_us_per_event']:.1f} µs/ev", "startup removed"),
+        ("e2e ÷ stages", f"{d['ratio_to_stages']:.2f}", "target ≤ 1.3"),
+        ("product peak RSS", f"{d['peak_rss_mb']:.0f} MB", f"{d['events']:,} events; < 250"),
+    ]
+    if "events_per_s" in p:
+        rows += [
+            ("Quix peer throughput", f"{p['events_per_s']:,.0f} ev/s", ""),
+            ("Quix peer CPU", f"{p['cpu_us_per_event']:.1f} µs/ev", ""),
+            ("Quix peer peak RSS", f"{p['peak_rss_mb']:.0f} MB", ""),
+            ("product/peer ev/s", f"{results['ratios']['events_per_s']:.2f}", "target ≥ 2"),
+            ("product/peer CPU/ev", f"{results['ratios']['cpu_per_event']:.2f}", "target ≤ 0.5"),
+            ("product/peer RSS", f"{results['ratios']['peak_rss']:.2f}", "target ≤ 0.5"),
+        ]
+    else:
+        rows.append(("Quix peer", "not run", str(p)[:60]))
+    rows += [
+        (
+            "latency p50 / p99",
+            f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms",
+            f"{lat['rate_events_per_s']} ev/s steady",
+        ),
+        (
+            "RSS while sink down",
+            f"{mem['rss_mb_while_down_min']:.0f}–{mem['rss_mb_while_down_max']:.0f} MB",
+            f"{mem['down_s']:.0f} s of 503",
+        ),
+        ("map command", f"{m['events_per_s']:,} ev/s", "target ≥ 30k; startup removed"),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    return "\n".join(f"{a:<{width}}{b:>18}   {c}" for a, b, c in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 200_000)))
+    parser.add_argument("--profile", action="store_true", help="cProfile a Pipeline run instead")
+    parser.add_argument("--skip-peer", action="store_true")
+    args = parser.parse_args()
+    started = time.monotonic()
+    now_ms = int(time.time() * 1000)
+    # This process (sink, producers) and the broker it spawns keep off the measured core.
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
+    pool = e2e.purchase_pool(POOL, now_ms)
+    values = e2e.encode_pool(pool)
+    results: dict[str, Any] = {"machine": machine(), "backlog": "valid purchases, 3 items"}
+    results["avro_bytes_per_event"] = round(sum(map(len, values)) / len(values))
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker, Sink() as sink:
+        directory = Path(tmp)
+        bootstrap = broker.bootstrap_servers
+        topics = e2e.backlog_topics("bench", args.events)
+        log(f"producing {args.events:,} events over {len(topics)} topics")
+        results["producer_events_per_s"] = round(
+            e2e.produce_backlog(bootstrap, topics, args.events, values)
+        )
+        if args.profile:
+            return profile(bootstrap, topics, sink)
+        log("stages in isolation")
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {0})
+        results["stages_us"] = stages(values, now_ms)
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {1})
+        log("raw consume")
+        results["raw"] = raw(bootstrap, topics, args.events)
+        log("product: startup cost (1000 events)")
+        small = e2e.backlog_topics("bench-small", 1000)
+        e2e.produce_backlog(bootstrap, small, 1000, values)
+        config = e2e.consumer_config(bootstrap, sink.url, small, "bench-startup")
+        startup = e2e.drain(e2e.write_config(directory, "startup", config), 1000, sink, 300)
+        log("product: drain")
+        config = e2e.consumer_config(bootstrap, sink.url, topics, "bench-e2e")
+        drained = e2e.drain(e2e.write_config(directory, "e2e", config), args.events, sink, 1800)
+        stage_sum = (
+            results["stages_us"]["decode_cavro"]
+            if Decoder(SchemaSettings()).engine == "cavro"
+            else results["stages_us"]["decode_fastavro"]
+        )
+        stage_sum += results["stages_us"]["map"] + results["stages_us"]["orjson_batch"]
+        cpu_us = (drained["cpu_s"] - startup["cpu_s"]) / (args.events - 1000) * 1e6
+        drained.update(
+            startup_cpu_s=startup["cpu_s"],
+            startup_wall_s=startup["wall_s"],
+            cpu_us_per_event=round(cpu_us, 1),
+            events_per_s=drained["events_per_s_busy"],
+            stage_sum_us=round(stage_sum, 1),
+            ratio_to_stages=round(cpu_us / stage_sum, 2),
+        )
+        results["e2e"] = drained
+        if not args.skip_peer:
+            log("Quix Streams peer: drain")
+            results["peer"] = peer(bootstrap, topics, args.events, sink)
+        else:
+            results["peer"] = {"skipped": "--skip-peer"}
+        if "cpu_s" in results["peer"]:
+            p = results["peer"]
+            p["cpu_us_per_event"] = round(p["cpu_s"] / args.events * 1e6, 1)
+            results["ratios"] = {
+                "events_per_s": round(drained["events_per_s"] / p["events_per_s"], 2),
+                "cpu_per_event": round(cpu_us / p["cpu_us_per_event"], 2),
+                "peak_rss": round(drained["peak_rss_mb"] / p["peak_rss_mb"], 2),
+            }
+        log("latency at a steady rate")
+        config = e2e.consumer_config(bootstrap, sink.url, ["bench-latency"], "bench-latency")
+        results["latency"] = e2e.latency(
+            bootstrap,
+            e2e.write_config(directory, "latency", config),
+            "bench-latency",
+            sink,
+            pool,
+            rate=2000,
+            duration_s=10,
+        )
+        log("memory while the sink is down")
+        config = e2e.consumer_config(bootstrap, sink.url, topics, "bench-down")
+        results["sink_down"] = e2e.sink_down(e2e.write_config(directory, "down", config), sink, 15)
+        log("map command")
+        results["map"] = map_command(pool, 100_000, now_ms, directory)
+    results["bench_wall_s"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    print(table(results))
+    print(f"\nwritten: {RESULTS / 'latest.json'} ({results['bench_wall_s']} s)")
+    return 0
+
+
+def profile(bootstrap: str, topics: list[str], sink: Sink) -> int:
+    """cProfile of `Pipeline.run(until_caught_up=True)` in this process over the backlog."""
+    from consumer.pipeline import Pipeline
+
+    raw_config = e2e.consumer_config(bootstrap, sink.url, topics, "bench-profile")
+    config = AppConfig.model_validate(yaml.safe_load(yaml.safe_dump(raw_config)))
+    pipeline = Pipeline(config)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    pipeline.run(until_caught_up=True)
+    profiler.disable()
+    print(pipeline.summary.as_dict())
+    for order in ("cumulative", "tottime"):
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats(order).print_stats(30)
+        print(text.getvalue())
+    return 0
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
