@@ -60,13 +60,15 @@ def _batched(decoder: Decoder, values: Sequence[bytes]) -> Callable[[], object]:
 def run(events: int = 5000, repeats: int = 7) -> dict[str, Any]:
     samples = generate_events(events, seed=1, now_ms=NOW_MS)
     plain_settings = SchemaSettings(decoder="fastavro")
-    plain = [Encoder(plain_settings).encode(e, "bench") for e in samples]
+    plain_encoder = Encoder(plain_settings)
+    plain = [plain_encoder.encode(e, "bench") for e in samples]
     purchases = [v for v, e in zip(plain, samples, strict=True) if e["event_name"] == "purchase"]
     variants = _floors(plain)
     engines = ["fastavro", "cavro"]
     with RegistryStub() as registry:
         confluent_settings = SchemaSettings(registry_url=registry.url)
-        confluent = [Encoder(confluent_settings).encode(e, "bench") for e in samples]
+        confluent_encoder = Encoder(confluent_settings)
+        confluent = [confluent_encoder.encode(e, "bench") for e in samples]
         for engine in engines:
             decoder = Decoder(SchemaSettings(decoder=engine))
             if decoder.engine != engine:

@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--pixel-id", default="pixel-bench")
     parser.add_argument("--api-key", default="bench-key")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--state-dir", required=True, help="Quix's state directory (unused)")
     parser.add_argument("topics", nargs="+")
     args = parser.parse_args()
 
@@ -108,6 +109,7 @@ def main() -> None:
         auto_offset_reset="earliest",
         auto_create_topics=False,  # the mock broker does not support CreateTopics
         use_changelog_topics=False,
+        state_dir=args.state_dir,
     )
     deserializer = AvroDeserializer(decoder)
     started: list[float] = []

@@ -135,16 +135,20 @@ def map_command(pool: list[dict[str, Any]], lines: int, now_ms: int, directory: 
     }
 
 
-def peer(bootstrap: str, topics: list[str], events: int, sink: Sink) -> dict[str, Any]:
+def peer(
+    bootstrap: str, topics: list[str], events: int, sink: Sink, directory: Path
+) -> dict[str, Any]:
     if not PEER_PYTHON.exists():
         return {"skipped": f"no peer venv: create it (see docs/benchmarks.md) at {PEER_PYTHON}"}
     before = sink.accepted
     with tempfile.TemporaryFile() as out:
         cost = e2e.run_measured(
             e2e.pinned(
-                [str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap]
-                + ["--group", "bench-peer", "--events", str(events), "--sink-url", sink.url]
-                + topics
+                [
+                    *(str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap),
+                    *("--group", "bench-peer", "--events", str(events), "--sink-url", sink.url),
+                    *("--state-dir", str(directory / "quix-state"), *topics),
+                ]
             ),
             1800,
             stdout=out,
@@ -168,9 +172,10 @@ def raw(bootstrap: str, topics: list[str], events: int) -> dict[str, Any]:
     with tempfile.TemporaryFile() as out:
         cost = e2e.run_measured(
             e2e.pinned(
-                [sys.executable, "-m", "bench.bench_raw", "--bootstrap", bootstrap]
-                + ["--group", "bench-raw", "--events", str(events)]
-                + topics
+                [
+                    *(sys.executable, "-m", "bench.bench_raw", "--bootstrap", bootstrap),
+                    *("--group", "bench-raw", "--events", str(events), *topics),
+                ]
             ),
             600,
             stdout=out,
@@ -232,7 +237,7 @@ def table(results: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 200_000)))
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "200000")))
     parser.add_argument("--profile", action="store_true", help="cProfile a Pipeline run instead")
     parser.add_argument("--skip-peer", action="store_true")
     args = parser.parse_args()
@@ -289,7 +294,7 @@ def main() -> int:
         results["e2e"] = drained
         if not args.skip_peer:
             log("Quix Streams peer: drain")
-            results["peer"] = peer(bootstrap, topics, args.events, sink)
+            results["peer"] = peer(bootstrap, topics, args.events, sink, directory)
         else:
             results["peer"] = {"skipped": "--skip-peer"}
         if "cpu_s" in results["peer"]:
@@ -308,7 +313,7 @@ def main() -> int:
             "bench-latency",
             sink,
             pool,
-            rate=2000,
+            rate=int(os.environ.get("BENCH_LATENCY_RATE", "1000")),
             duration_s=10,
         )
         log("memory while the sink is down")

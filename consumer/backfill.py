@@ -520,9 +520,8 @@ def resolve_bounds(
 
 
 def store_snapshot(consumer: Consumer, bounds: Bounds) -> None:
-    """Commit every partition's initial position with the snapshot as metadata, before the run:
-    a run killed at any point resumes with this snapshot, and partitions with nothing to do are
-    fenced (what arrives there later is past their position, so never read, never committed).
+    """Commit every partition's initial position with the snapshot as metadata, before the run,
+    so a run killed at any point resumes with this snapshot.
 
     Kafka refuses the commit while the group has live members: then the run goes on without it
     (the pipeline stores the snapshot with its first commit)."""
@@ -569,29 +568,18 @@ def run_bounded(
         report.update({"complete": True, "read": 0, "delivered": 0, "exit_code": EXIT_OK})
         print_report(report)
         return EXIT_OK
+    # Partitions with nothing left (outside the range, or done) get an end of 0: whatever
+    # arrives there is past the end, so it is neither processed nor committed.
     plan.partitions = set(remaining)
-    plan.end_offsets = {key: end for key, (_, end) in remaining.items()}
-    plan.start_offsets = {key: start for key, (start, _) in remaining.items()}
-    for key, high in bounds.high.items():
-        if key in remaining:
-            continue
-        position = bounds.positions.get(key)
-        if position is not None and not plan.dry_run:
-            # Done or fenced: everything from the committed position on is past its end.
-            plan.end_offsets[key] = position
-        else:
-            # Parked at the high watermark; whatever arrives later is filtered.
-            plan.start_offsets[key] = high
+    plan.end_offsets = dict.fromkeys(bounds.high, 0)
+    plan.end_offsets.update({key: end for key, (_, end) in remaining.items()})
+    plan.start_offsets = dict(bounds.high)
+    plan.start_offsets.update({key: start for key, (start, _) in remaining.items()})
     if plan.dry_run:
         group_id = f"{bounds.group_id}-dry-run"
     else:
         group_id = bounds.group_id
-        plan.commit_metadata = bounds.snapshot.encode()
-        if plan.commit_metadata is None:
-            log.warning(
-                "too many partitions to store the end snapshot with the offsets; "
-                "a resumed run will take a new snapshot"
-            )
+        plan.commit_metadata = bounds.snapshot.encode()  # None when too large (warned already)
     pipeline = Pipeline(config, group_id=group_id, topics=bounds.topics, plan=plan)
     progress = Progress(label, bounds.total)
     pipeline.on_progress = lambda p: progress.update(p.summary)

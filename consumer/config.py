@@ -264,7 +264,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         message = first["msg"]
-        if first["type"] == "extra_forbidden":
+        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             message = "unknown key"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]

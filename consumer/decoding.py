@@ -226,16 +226,29 @@ def _put_back_extras(event: Record) -> Record | DecodeFailure:
     if extras:
         try:
             for pointer, text in extras.items():
-                _set_at_pointer(event, pointer, orjson.loads(text))
+                _set_at_pointer(event, _POINTERS.get(pointer) or _parse_pointer(pointer), text)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             return _BAD_EXTRAS
     return event
 
 
-def _set_at_pointer(event: Record, pointer: str, value: Any) -> None:
+# Producers use a handful of pointers over and over: parse each once (bounded, for safety).
+_POINTERS: dict[str, tuple[list[str], str]] = {}
+_MAX_POINTERS: Final = 10_000
+
+
+def _parse_pointer(pointer: str) -> tuple[list[str], str]:
     if not pointer.startswith("/"):
-        raise ValueError(pointer)
+        raise ValueError("not a JSON Pointer")
     *parents, last = (_unescape(token) for token in pointer[1:].split("/"))
+    if len(_POINTERS) >= _MAX_POINTERS:
+        _POINTERS.clear()
+    parsed = _POINTERS[pointer] = (parents, last)
+    return parsed
+
+
+def _set_at_pointer(event: Record, pointer: tuple[list[str], str], text: str) -> None:
+    parents, last = pointer
     node: Any = event
     for token in parents:
         if isinstance(node, list):
@@ -246,9 +259,9 @@ def _set_at_pointer(event: Record, pointer: str, value: Any) -> None:
             child = node[token] = {}
         node = child
     if isinstance(node, list):
-        node[int(last)] = value
+        node[int(last)] = orjson.loads(text)
     else:
-        node[last] = value
+        node[last] = orjson.loads(text)
 
 
 def _escape(token: str) -> str:

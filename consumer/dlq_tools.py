@@ -18,6 +18,7 @@ examples: codes, messages, fields, coordinates, attempts and sizes, never a payl
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import logging
 import sys
@@ -143,19 +144,20 @@ def replay_command(args: argparse.Namespace) -> int:
             starts = {key: max(marks[key][0], at_time.get(key, 0)) for key in keys}
             fresh_end = {key: high for key, (_, high) in marks.items()}
             positions, stored = committed(consumer, keys)
-            resolve: dict[str, Any] = {
-                "group_id": group_id,
-                "topics": topics,
-                "marks": marks,
-                "starts": starts,
-                "fresh_end": fresh_end,
-                "positions": positions,
-                "now_ms": now_ms,
-            }
-            bounds = resolve_bounds(stored=stored, **resolve)
+            resolve = functools.partial(
+                resolve_bounds,
+                group_id=group_id,
+                topics=topics,
+                marks=marks,
+                starts=starts,
+                fresh_end=fresh_end,
+                positions=positions,
+                now_ms=now_ms,
+            )
+            bounds = resolve(stored=stored)
             if bounds.resumed and not bounds.remaining:
                 # The last replay finished: continue from its offsets with a new snapshot.
-                bounds = resolve_bounds(stored=None, **resolve)
+                bounds = resolve(stored=None)
             if not args.dry_run and not bounds.resumed:
                 store_snapshot(consumer, bounds)
     except RangeError as exc:

@@ -88,6 +88,9 @@ def generate_events(n: int, seed: int, now_ms: int, invalid_ratio: float = 0.0) 
     events: list[Event] = []
     for _ in range(n):
         event = _BUILDERS[rng.choices(names, weights)[0]](rng, now_ms)
+        if rng.random() < 0.05:
+            # A custom property the Avro schema does not name (it travels in extra_properties).
+            event["ab_test"] = {"experiment": "checkout_button", "variant": rng.choice("AB")}
         if invalid_ratio and rng.random() < invalid_ratio:
             _spoil(event, rng.choice(INVALID_KINDS), now_ms)
         events.append(event)
@@ -119,11 +122,15 @@ def _context(rng: random.Random, now_ms: int, path: str, title: str) -> Event:
     context: Event = {
         "event_id": _event_id(rng),
         "event_timestamp": _timestamp(rng, now_ms),
+        # The web SDK adds these to every event.
+        "generatorVersion": "10.4",
+        "containerVersion": "3.1",
         "page": {
             "url": f"{_SHOP}{path}?utm_source=newsletter&utm_medium=email",
             "title": title,
             "referrer": rng.choice(_REFERRERS),
             "lang": "en-US",
+            "viewport": {"width": rng.choice((390, 1280, 1920)), "height": 800},
         },
         "device": {
             "ip": _ip(rng),
@@ -133,9 +140,6 @@ def _context(rng: random.Random, now_ms: int, path: str, title: str) -> Event:
             "timezone": "Europe/Paris",
         },
     }
-    if rng.random() < 0.2:
-        # Not in the Avro schema: travels in `extra_properties` and comes back in place.
-        context["page"]["viewport"] = {"width": rng.choice((390, 1280, 1920)), "height": 800}
     return context
 
 

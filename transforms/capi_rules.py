@@ -184,7 +184,7 @@ class Rules:
 
     # Unknown keys in the envelope (incl. the legacy `event_name`, ...), in `data` of the
     # closed shapes, in `user` and at the request root. Content items always reject them ([D]).
-    reject_unknown_keys: bool = True
+    reject_unknown_fields: bool = True
     # r2–r4 singular user fields (`email_sha256`, `external_id_sha256`, `country`, `city`,
     # `zip_code`): rejected in strict r5 mode, validated like their plural forms otherwise.
     accept_legacy_user_fields: bool = False
@@ -404,7 +404,7 @@ def _unknown_envelope_key(event: dict[str, Any], rules: Rules) -> Violation | No
             continue
         if key == "oppcref" and rules.oppcref != "reject":
             continue
-        if not rules.reject_unknown_keys:
+        if not rules.reject_unknown_fields:
             continue
         if key in LEGACY_ENVELOPE_KEYS:
             return _v(key, "is a legacy field name; use the r5 envelope", "legacy_field")
@@ -458,7 +458,7 @@ def _check_data(data: dict[str, Any], shape: str, rules: Rules) -> Violation | N
                 continue
             if key in _DATA_FIELD_TYPES:  # contents, plan_id
                 return _v(f"data.{key}", f"is not allowed on {shape} data", "field_not_allowed")
-            if rules.reject_unknown_keys:
+            if rules.reject_unknown_fields:
                 return _v(f"data.{key}", f"is not a field of {shape} data", "unknown_key")
     violation = _first_wrong_type(data, _DATA_FIELD_TYPES, "data.")
     if violation is not None:
@@ -576,7 +576,7 @@ def _check_user(user: dict[str, Any], rules: Rules) -> Violation | None:
                 return _v(f"user.{field}", "must be a string", "invalid_type")
             if check_values and not _user_value_ok(_USER_LEGACY_KIND[field], value, rules):
                 return _v(f"user.{field}", _INVALID_USER[field], "invalid_value")
-        elif rules.reject_unknown_keys:
+        elif rules.reject_unknown_fields:
             return _v(f"user.{field}", "is not a known user field", "unknown_key")
     return None
 

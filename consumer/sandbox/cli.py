@@ -50,13 +50,17 @@ async def serve(settings: SandboxSettings, host: str, port: int) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    listening = False
     try:
         async with run_sandbox(settings, host=host, port=port) as sandbox:
+            listening = True
             for note in startup_notes(settings):
                 print(note, file=sys.stderr, flush=True)
             print(f"sandbox listening on {sandbox.url}", flush=True)
             await stop.wait()
     except OSError as exc:
+        if listening:
+            raise
         print(f"sandbox: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN
     return EXIT_OK

@@ -215,7 +215,7 @@ def _check_request(
     events = body["events"]
     if type(events) is not list:
         raise Rejected(400, "invalid_type", "events must be an array", param="events")
-    if state.rules_for(pid).reject_unknown_keys and not body.keys() <= REQUEST_KEYS:
+    if state.rules_for(pid).reject_unknown_fields and not body.keys() <= REQUEST_KEYS:
         key = next(key for key in body if key not in REQUEST_KEYS)
         raise Rejected(400, "unknown_key", f"{key} is not a known request field", param=key)
     validate_only = body.get("validate_only", False)
@@ -457,18 +457,23 @@ class SandboxThread:
         return self.url
 
     def call(self, function: Callable[[SandboxState], _Result], timeout_s: float = 10.0) -> _Result:
-        """Run `function(state)` on the sandbox's loop and return its result."""
+        """Run `function(state)` on the sandbox's loop and return its result; after `stop()`,
+        directly (the state no longer changes, so it can still be read)."""
         running = self._require_running()
-        assert self._loop is not None
+        loop = self._loop
+        if loop is None:
+            return function(running.state)
 
         async def on_loop() -> _Result:
             return function(running.state)
 
-        return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result(timeout_s)
+        return asyncio.run_coroutine_threadsafe(on_loop(), loop).result(timeout_s)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Stop serving and wait for the thread; harmless when already stopped."""
+        loop, self._loop = self._loop, None
+        if loop is not None and self._stop is not None:
+            loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout_s)
 

@@ -71,7 +71,7 @@ def test_serves_three_local_brokers_with_auto_created_four_partition_topics() ->
         consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "check"})
         consumer.assign([TopicPartition("embedded-check", p, 0) for p in range(4)])
         deadline = time.monotonic() + DEADLINE_S
-        received = []
+        received: list[bytes | None] = []
         while not received and time.monotonic() < deadline:
             received = [m.value() for m in consumer.consume(10, 0.5) if m.error() is None]
         consumer.close()

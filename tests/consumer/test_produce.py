@@ -223,8 +223,10 @@ def test_produce_events_uses_the_registry_and_confluent_framing(
             .get_latest_version(f"{topic}-value")
             .schema_id
         )
+        assert schema_id is not None
         messages = read_topic(broker, topic, len(events))
-        assert {m.value()[:5] for m in messages} == {b"\x00" + schema_id.to_bytes(4, "big")}
+        header = b"\x00" + schema_id.to_bytes(4, "big")
+        assert {(m.value() or b"")[:5] for m in messages} == {header}
         decoded = Decoder(config.schema_settings).decode_batch([m.value() for m in messages])
     ids = sorted(d["context"]["event_id"] for d in decoded if isinstance(d, dict))
     assert ids == sorted(e["context"]["event_id"] for e in events)

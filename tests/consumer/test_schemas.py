@@ -81,7 +81,9 @@ def round_trip(events: list[Any]) -> list[Any]:
 def test_schema_files_parse_with_fastavro_and_cavro(name: str) -> None:
     cavro = pytest.importorskip("cavro")
     schema = schemas.load_schema(name)
-    assert fastavro.parse_schema(schema)["type"] == "record"
+    parsed = fastavro.parse_schema(schema)
+    assert isinstance(parsed, dict)
+    assert parsed["type"] == "record"
     assert cavro.Schema(schema, record_decodes_to_dict=True) is not None
 
 
@@ -173,7 +175,9 @@ def test_unknown_properties_and_misfit_types_come_back_in_place() -> None:
     event = {
         "event_name": True,  # not a string: travels as JSON, comes back as the boolean
         "payment_method": "card",
-        "context": {"page": {"url": "https://x.example/", "viewport": {"width": 390}}},
+        "context": {
+            "page": {"url": "https://x.example/", "location": {"href": "https://x.example/"}}
+        },
         "user": {"id": 12345678901234, "consent_categories": [1, 2], "birthdate": "1990-01-01"},
         "items": [{"id": 7, "variant": "blue"}, {"product": {"price": True, "colors": ["r"]}}],
         "partners": {"openai": {"opt_out": "true", "plan_id": 3}, "tiktok": {"ttp": "x"}},
@@ -187,13 +191,14 @@ def test_unknown_properties_and_misfit_types_come_back_in_place() -> None:
     assert decoded["event_name"] is True
     assert decoded["user"]["consent_categories"] == [1, 2]
     assert decoded["items"][0]["variant"] == "blue"
-    assert decoded["context"]["page"]["viewport"] == {"width": 390}
+    assert decoded["context"]["page"]["location"] == {"href": "https://x.example/"}
 
 
 def test_an_event_without_unknown_properties_writes_an_empty_extras_map() -> None:
     plain = ENCODER.encode(WORKED_EXAMPLE, "events")
     parsed = fastavro.parse_schema(schemas.load_schema(schemas.TRACKING_EVENT))
     raw = fastavro.schemaless_reader(io.BytesIO(plain), parsed, None)
+    assert isinstance(raw, dict)
     assert raw[EXTRA_FIELD] == {}
 
 
@@ -216,11 +221,9 @@ _json_scalars = (
     | st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=8)
 )
-_keys = st.sampled_from(_SCHEMA_KEYS) | st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6
-)
+_keys = st.sampled_from(_SCHEMA_KEYS) | st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
 _json_values = st.recursive(
     _json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=5),

@@ -72,11 +72,9 @@ def test_replay_after_a_mapping_fix_delivers_what_was_dead_lettered(
     summary = orjson.loads(inspect.stdout)
     assert summary["total"] == len(failing)
     missing = summary["reasons"]["missing_field"]
-    assert (missing["count"], missing["topics"], missing["max_attempts"]) == (
-        len(failing),
-        {topic: len(failing)},
-        1,
-    )
+    assert missing["count"] == len(failing)
+    assert missing["topics"] == {topic: len(failing)}
+    assert missing["max_attempts"] == 1
     assert len(missing["examples"]) == 2
     assert missing["examples"][0]["field"] == "data.currency"
     identifiers = {
@@ -105,7 +103,8 @@ def test_replay_after_a_mapping_fix_delivers_what_was_dead_lettered(
 
     # A dry run filtered to another reason reads them all, sends nothing, commits nothing.
     dry = cli_report("dlq", "replay", "--config", str(fixed), "--dry-run", "--reason", "too_large")
-    assert (dry["read"], dry["filtered"], dry["mapped"]) == (2 * len(failing),) * 2 + (0,)
+    assert dry["read"] == dry["filtered"] == 2 * len(failing)
+    assert dry["mapped"] == 0
     assert stats(sandbox)["stored"] == len(events) - len(failing)
     assert set(committed_offsets(broker, dry["group"], [dlq]).values()) == {-1001}
 

@@ -100,7 +100,7 @@ async def test_the_cli_reads_the_sandbox_section_of_the_config(tmp_path: Path) -
     sandbox_section = {
         "pixels": [{"pixel_id": "pixel-cfg", "api_keys": ["cfg-secret-key"]}],
         "faults": {"script": [{"status": 503}]},
-        "rules": {"reject_unknown_keys": False},
+        "rules": {"reject_unknown_fields": False},
     }
     config.write_text(yaml.safe_dump({"sandbox": sandbox_section}))
     sandbox = await start_cli("--config", str(config))
@@ -117,7 +117,7 @@ async def test_the_cli_reads_the_sandbox_section_of_the_config(tmp_path: Path) -
         status, _, stderr = await sandbox.stop()
     assert status == 0
     assert "cfg-secret-key" not in stderr
-    assert "strict defaults except reject_unknown_keys=False" in stderr
+    assert "strict defaults except reject_unknown_fields=False" in stderr
 
 
 async def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
@@ -176,6 +176,8 @@ def test_sandbox_thread_for_synchronous_callers() -> None:
         sandbox.stop()
     with pytest.raises(urllib.error.URLError, match="refused"):  # nothing listens any more
         post_sync(url, {"events": []})
+    sandbox.stop()  # twice is harmless
+    assert sandbox.call(lambda state: state.stored_ids("pixel-1")) == ["e0", "e1", "e2"]
 
 
 def test_sandbox_thread_reports_a_port_in_use() -> None:

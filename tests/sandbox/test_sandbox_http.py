@@ -191,7 +191,7 @@ async def test_integration_source_is_trimmed_and_lowercased_before_validation(
 async def test_unknown_request_keys_follow_the_rules(
     session: Session, start_sandbox: StartSandbox
 ) -> None:
-    sandbox = await start_sandbox(rules={"reject_unknown_keys": False})
+    sandbox = await start_sandbox(rules={"reject_unknown_fields": False})
     assert (await post_events(session, sandbox.url, events(1), extra=1)).status == 200
 
 
@@ -306,9 +306,9 @@ async def test_one_bad_event_rejects_the_whole_batch(
 
 
 async def test_the_first_bad_event_is_named(session: Session, sandbox: RunningSandbox) -> None:
-    batch = events(5)
-    batch[4]["timestamp_ms"] = NOW_MS - WINDOW_PAST_MS - 1
+    batch: list[object] = [*events(5)]
     batch[2] = "not an event"
+    batch[4] = realistic_event(timestamp_ms=NOW_MS - WINDOW_PAST_MS - 1)
     answer = await post_events(session, sandbox.url, batch)
     assert answer.body["error"]["param"] == "events[2]"
     assert answer.body["error"]["code"] == "not_an_object"

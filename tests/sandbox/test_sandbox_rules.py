@@ -332,7 +332,8 @@ def test_the_error_names_the_index_of_the_bad_content_item() -> None:
 
 
 def test_a_non_object_event_is_rejected() -> None:
-    for event in ([], "event", None, 5):
+    not_objects: list[object] = [[], "event", None, 5]
+    for event in not_objects:
         violation = validate_event(event, NOW_MS)
         assert violation is not None
         assert (violation.field, violation.reason) == ("", "not_an_object")
@@ -342,12 +343,12 @@ def test_a_non_object_event_is_rejected() -> None:
 
 # (rules, changes, violation under STRICT or None, violation under `rules` or None)
 UNDOCUMENTED: list[tuple[Rules, dict[str, Any], tuple[str, str] | None, tuple[str, str] | None]] = [
-    (Rules(reject_unknown_keys=False), {"foo": 1, "data.bar": 2, "user.baz": 3},
+    (Rules(reject_unknown_fields=False), {"foo": 1, "data.bar": 2, "user.baz": 3},
      ("foo", "unknown_key"), None),
-    (Rules(reject_unknown_keys=False), {"event_id": "x"}, ("event_id", "legacy_field"), None),
-    (Rules(reject_unknown_keys=False), {"data.contents[0].price": 1},  # [D]: always rejected
+    (Rules(reject_unknown_fields=False), {"event_id": "x"}, ("event_id", "legacy_field"), None),
+    (Rules(reject_unknown_fields=False), {"data.contents[0].price": 1},  # [D]: always rejected
      ("data.contents[0].price", "unknown_key"), ("data.contents[0].price", "unknown_key")),
-    (Rules(reject_unknown_keys=False), {"data.plan_id": "p"},  # [D]: always rejected
+    (Rules(reject_unknown_fields=False), {"data.plan_id": "p"},  # [D]: always rejected
      ("data.plan_id", "field_not_allowed"), ("data.plan_id", "field_not_allowed")),
     (Rules(accept_legacy_user_fields=True),
      {"user.email_sha256": HASH, "user.country": "FR", "user.city": "Paris", "user.zip_code": "75"},
