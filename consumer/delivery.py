@@ -116,6 +116,17 @@ def redact(message: str, items: list[Pending]) -> str:
     return message
 
 
+def dlq_reason(violation: capi_rules.Violation) -> str:
+    """The DLQ reason code of a local rule violation."""
+    if violation.reason in ("missing_field", "timestamp_out_of_window"):
+        return violation.reason
+    return "invalid_value"
+
+
+def describe(violation: capi_rules.Violation) -> str:
+    return f"{violation.field} {violation.message}".strip()
+
+
 def _api_message(body: bytes) -> str:
     """A short human message from an error body of any of the shapes seen in the wild."""
     try:
@@ -219,13 +230,10 @@ class Sender:
                 rest.append(item)
             else:
                 locally_bad.append(item)
-                reason = (
-                    "timestamp_out_of_window"
-                    if violation.reason == "timestamp_out_of_window"
-                    else "invalid_value"
-                )
                 result.rejected.append(
-                    Rejection(item, reason, violation.message, status, violation.field)
+                    Rejection(
+                        item, dlq_reason(violation), describe(violation), status, violation.field
+                    )
                 )
         if locally_bad:
             await self._send(batch.with_items(rest), result, known_bad=False)

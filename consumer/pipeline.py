@@ -25,7 +25,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.batching import Batch, Batcher, Pending
 from consumer.config import AppConfig, Route
 from consumer.decoding import DecodeFailure, Decoder, RegistryUnavailable
-from consumer.delivery import ApiKey, BatchResult, DeliveryThread, FatalDeliveryError, Sender
+from consumer.delivery import (
+    ApiKey,
+    BatchResult,
+    DeliveryThread,
+    FatalDeliveryError,
+    Sender,
+    describe,
+    dlq_reason,
+)
 from consumer.dlq import DeadLetter, DeadLetterWriter, Origin
 from consumer.metrics import IDENTITY_FIELDS, Metrics
 from consumer.offsets import OffsetTracker
@@ -518,7 +526,7 @@ class Pipeline:
 
     def _submit(self, batches: Iterable[Batch]) -> None:
         for full in batches:
-            batch = self._drop_expired(full)
+            batch = self._presend_check(full)
             if not batch.items:
                 continue
             assert self._delivery is not None
@@ -528,30 +536,41 @@ class Pipeline:
             self.summary.batches += 1
             self._delivery.submit(batch)
 
-    def _drop_expired(self, batch: Batch) -> Batch:
-        """Re-check the API's time window just before sending: one expired event would sink
-        the whole batch."""
+    def _presend_check(self, batch: Batch) -> Batch:
+        """Just before sending: the API's time window (one expired event would sink the whole
+        batch), and with `delivery.validate_before_send` every rule of `capi_rules`."""
         now_ms = int(self._clock() * 1000)
         in_window = capi_rules.in_window
-        if all(in_window(item.timestamp_ms, now_ms) for item in batch.items):
+        validate = self.config.delivery.validate_before_send
+        if not validate and all(in_window(item.timestamp_ms, now_ms) for item in batch.items):
             return batch
         kept = []
         for item in batch.items:
-            if in_window(item.timestamp_ms, now_ms):
+            violation = None
+            if not in_window(item.timestamp_ms, now_ms):
+                violation = capi_rules.Violation(
+                    "timestamp_ms",
+                    "left the API's 7-day window while waiting to be sent",
+                    "timestamp_out_of_window",
+                )
+            elif validate:
+                violation = capi_rules.validate_event(item.event, now_ms)
+            if violation is None:
                 kept.append(item)
                 continue
             self._pending_bytes -= len(item.payload)
-            if self.plan is not None and self.plan.expired == "skip":
-                self._skip(item.source, item.offset, "timestamp_out_of_window")
-            else:
-                self._dead_letter(
-                    item.record,
-                    item.origin,
-                    "timestamp_out_of_window",
-                    "timestamp_ms left the API's 7-day window while waiting to be sent",
-                    "timestamp_ms",
-                    pixel=batch.pixel_id,
-                )
+            reason = dlq_reason(violation)
+            if reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip":
+                self._skip(item.source, item.offset, reason)
+                continue
+            self._dead_letter(
+                item.record,
+                item.origin,
+                reason,
+                describe(violation),
+                violation.field,
+                pixel=batch.pixel_id,
+            )
         return batch.with_items(kept)
 
     def _settle_results(self, block_s: float) -> None:

@@ -282,3 +282,30 @@ def test_rebalance_second_consumer_joins_and_leaves_without_loss(
         assert mapped_ids <= set(stored_ids(sandbox))
         # At-least-once: duplicates come only from work in flight during the rebalance.
         assert stats(sandbox)["duplicates"] <= 2 * as_config(raw).delivery.max_pending_events
+
+
+def test_event_expiring_while_batched_is_dead_lettered_without_sinking_its_batch(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
+) -> None:
+    topic, group, dlq = names("events"), names("group"), names("dlq")
+    raw = consumer_config(
+        broker,
+        sandbox.url,
+        [topic],
+        group,
+        dlq,
+        batch={"linger_ms": 3000},
+        delivery={"validate_before_send": True},
+    )
+    now = now_ms()
+    events = [e for e in generate_events(300, seed=9, now_ms=now) if e["event_name"] == "purchase"]
+    seven_days_ms = 7 * 24 * 3600 * 1000
+    events[0]["context"]["event_timestamp"] = now - seven_days_ms + 1500  # expires in the batch
+    produce(raw, topic, events)
+    pipeline = Pipeline(as_config(raw))
+    assert Running(pipeline).join() == "caught_up"
+    [letter] = read_dlq(broker, dlq)
+    assert letter["reason"] == "timestamp_out_of_window"
+    assert letter["field"] == "timestamp_ms"
+    assert len(stored_ids(sandbox)) == len(events) - 1
+    assert stats(sandbox)["rejected"] == {}  # the batch was never refused
