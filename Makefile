@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench clean
+.PHONY: install test lint format typecheck unit demo bench bench-peer clean
 
 install: $(STAMP)
 
@@ -36,7 +36,16 @@ test: lint typecheck
 demo: install
 	$(BIN)/capi-consumer demo
 
-bench: install
+# The Quix Streams peer pins an older confluent-kafka: it gets its own virtualenv.
+PEER := bench/.peer-venv
+$(PEER)/.installed: bench/peer-requirements.txt
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet -r bench/peer-requirements.txt
+	touch $@
+
+bench-peer: $(PEER)/.installed
+
+bench: install bench-peer
 	$(BIN)/python -m bench.run
 
 clean:

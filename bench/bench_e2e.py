@@ -346,11 +346,13 @@ def sink_down(config_path: Path, sink: Sink, down_s: float) -> dict[str, Any]:
     state: dict[str, float] = {}
 
     def watch(pid: int) -> bool:
+        if sink.refused == refused_before:
+            return False  # the down period starts at the first refused request
         now = time.monotonic()
         state.setdefault("began", now)
         elapsed = now - state["began"]
         rss = rss_mb(pid)
-        if rss is not None:
+        if rss:
             samples.append((round(elapsed, 1), round(rss, 1)))
         if elapsed >= down_s and sink.down:
             sink.down = False
@@ -373,6 +375,10 @@ def sink_down(config_path: Path, sink: Sink, down_s: float) -> dict[str, Any]:
         )
     finally:
         sink.down = False
+    if "recovered_at" not in state:
+        raise RuntimeError(
+            f"sink-down run ended early (exit {cost.returncode}): {cost.stderr[-800:]}"
+        )
     down = [rss for at, rss in samples if at <= down_s]
     settled = [rss for at, rss in samples if 5 <= at <= down_s]
     return {
@@ -383,5 +389,7 @@ def sink_down(config_path: Path, sink: Sink, down_s: float) -> dict[str, Any]:
         "rss_mb_at_down_end": down[-1] if down else None,
         "rss_mb_peak": round(cost.peak_rss_mb, 1),
         "delivered_after_recovery": sink.accepted - int(state.get("accepted_at_recovery", 0)),
+        "exit_code": cost.returncode,
+        "recovered": "recovered_at" in state,
         "samples": samples,
     }

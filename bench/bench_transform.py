@@ -1,19 +1,26 @@
-"""Micro-benchmark of the pure transform: µs per event for `map_event`, on one core.
+"""Micro-benchmark of the pure transform: µs per event for `map_event`, on one core; and the
+throughput of `capi-consumer map` from a file of realistic events to /dev/null.
 
-    .venv/bin/python -m bench.bench_transform [--events N] [--repeats R]
+    .venv/bin/python -m bench.bench_transform [--events N] [--repeats R] [--cli-events N]
 
-Target (issue 3): ≤ 15 µs for a purchase with 3 items and full identity. Compare results as
-ratios within one run: a shared VM is noisy.
+Targets (issue 3): ≤ 15 µs for a purchase with 3 items and full identity; `map` ≥ 30k events/s.
+Compare results as ratios within one run: a shared VM is noisy.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from transforms import Mapped, MappingSettings, map_event
 
@@ -100,10 +107,44 @@ def measure(
     return best
 
 
+def realistic_event(index: int) -> dict[str, Any]:
+    """A mix like a shop's stream: page views, carts, purchases with 0–5 items."""
+    event = purchase_event(index)
+    kind = index % 10
+    if kind < 5:
+        event["event_name"] = "page_view"
+        del event["items"], event["value"], event["currency"]
+    elif kind < 8:
+        event["event_name"] = "add_to_cart"
+        event["items"] = event["items"][: 1 + index % 2]
+    else:
+        event["items"] = event["items"] * 2 if index % 3 == 0 else event["items"][: index % 4]
+    return event
+
+
+def measure_cli(events: int) -> float:
+    """Events per second through `capi-consumer map`, stdin from a file, stdout to /dev/null."""
+    command = Path(sys.executable).with_name("capi-consumer")
+    with tempfile.TemporaryDirectory() as directory:
+        source = Path(directory) / "events.jsonl"
+        source.write_bytes(b"\n".join(orjson.dumps(realistic_event(i)) for i in range(events)))
+        with source.open("rb") as stdin:
+            began = time.perf_counter()
+            subprocess.run(
+                [str(command), "map", "--now", str(NOW_MS)],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                check=True,
+                timeout=600,
+            )
+            return events / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cli-events", type=int, default=0, help="also time `map` on N events")
     args = parser.parse_args()
 
     purchases = [purchase_event(index) for index in range(args.events)]
@@ -136,6 +177,11 @@ def main() -> None:
         results["purchase, 3 items, full identity"] / results["floor (normalize + 4 hashes + dict)"]
     )
     print(f"{'purchase / floor:':40} {ratio:6.2f}x")
+    if args.cli_events:
+        rate = measure_cli(args.cli_events)
+        print(
+            f"{'capi-consumer map, realistic mix:':40} {rate:8.0f} events/s ({args.cli_events} events)"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from typing import Any
 
 import orjson
@@ -32,7 +33,12 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update(_context(record))
         if record.exc_info and record.exc_info[0] is not None:
+            # The type and where it happened, not the message: messages can carry values.
             entry["exception"] = record.exc_info[0].__name__
+            entry["stack"] = [
+                f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+                for frame in traceback.extract_tb(record.exc_info[2])
+            ]
         return orjson.dumps(entry, default=str).decode()
 
 

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumer.batching import Batch, Batcher, Pending
 from consumer.config import AppConfig, Route
-from consumer.decoding import DecodeFailure, Decoder, RegistryUnavailable
+from consumer.decoding import DecodeFailure, Decoder, RegistryRejected, RegistryUnavailable
 from consumer.delivery import (
     ApiKey,
     BatchResult,
@@ -202,6 +202,7 @@ class Pipeline:
         self._stop_requested = False
         self._closing = False
         self._fatal: FatalDeliveryError | None = None
+        self._fatal_error: str | None = None  # a non-API fault no retry can fix
         self._breaker_tripped = False
         self._outcomes_seen = 0  # events settled or dead-lettered so far (the breaker's clock)
         self._dead_seqs: deque[int] = deque()  # their sequence numbers, within the window
@@ -232,6 +233,10 @@ class Pipeline:
         return self._fatal
 
     @property
+    def fatal_error(self) -> str | None:
+        return self._fatal_error
+
+    @property
     def credentials_rejected(self) -> bool:
         return self._fatal is not None and self._fatal.status in (401, 403, 404)
 
@@ -242,8 +247,10 @@ class Pipeline:
     def run(self, until_caught_up: bool = False) -> ExitReason:
         settings: dict[str, Any] = {
             "auto.offset.reset": "earliest",
-            # Bound librdkafka's prefetch so memory stays flat whatever the backlog.
-            "queued.max.messages.kbytes": 16384,
+            # Bound librdkafka's prefetch and fetch buffers so memory stays flat whatever the
+            # backlog and the partition count (users can raise them in kafka.settings).
+            "queued.max.messages.kbytes": 8192,
+            "fetch.max.bytes": 8 * 1024 * 1024,
         }
         settings.update(kafka_settings(self.config))
         # Not overridable: commits are ours, after the API accepted.
@@ -290,6 +297,9 @@ class Pipeline:
             self._dlq.poll()
             if self._fatal is not None:
                 return "fatal"
+            if self._fatal_error is not None:
+                log.error(self._fatal_error)
+                return "error"
             if self._breaker_tripped:
                 return "breaker"
             if self._stop_requested:
@@ -326,6 +336,7 @@ class Pipeline:
         plan = self.plan
         tracker = self._tracker
         to_decode: list[Message] = []
+        to_decode_at: list[tuple[TopicPartitionKey, int]] = []
         per_topic: Counter[str] = Counter()
         for message in messages:
             error = message.error()
@@ -343,6 +354,7 @@ class Pipeline:
                 self.summary.filtered += 1
                 continue
             to_decode.append(message)
+            to_decode_at.append((key, offset))
         for topic, count in per_topic.items():
             self.summary.read += count
             self.metrics.events_consumed.labels(topic).inc(count)
@@ -352,7 +364,7 @@ class Pipeline:
                 len(to_decode) / plan.max_events_per_second
             )
         if to_decode:
-            self._decode_and_map(to_decode)
+            self._decode_and_map(to_decode, to_decode_at)
 
     def _past_end(self, key: TopicPartitionKey, offset: int) -> bool:
         end = self._end_snapshot.get(key)
@@ -377,7 +389,9 @@ class Pipeline:
             return False
         return plan.to_time_ms is None or timestamp < plan.to_time_ms
 
-    def _decode_and_map(self, messages: list[Message]) -> None:
+    def _decode_and_map(
+        self, messages: list[Message], at: list[tuple[TopicPartitionKey, int]] | None = None
+    ) -> None:
         unwrap = self.plan.unwrap if self.plan is not None else None
         origins: list[Origin | None] = []
         if unwrap is None:
@@ -391,9 +405,14 @@ class Pipeline:
                 origins.append(found)
         try:
             decoded = self._decoder.decode_batch(values)
+        except RegistryRejected as exc:
+            # Bad registry credentials or a refused schema: no retry can fix it.
+            self._fatal_error = f"the schema registry refused the request: {exc}"
+            self._stalled.extend(messages)
+            return
         except RegistryUnavailable as exc:
             log.warning("schema registry unavailable; pausing", extra={"error": str(exc)})
-            self._stalled.extend(messages)
+            self._stalled.extend(messages)  # coordinates are recomputed on retry
             self._stalled_attempt += 1
             self._stalled_retry_at = self._clock() + min(30.0, 0.5 * 2**self._stalled_attempt)
             return
@@ -403,8 +422,11 @@ class Pipeline:
         compiled = self._compiled
         dumps = self._dumps
         mapped_per_pixel: Counter[str] = Counter()
-        for message, event, origin in zip(messages, decoded, origins, strict=True):
-            key, offset = coordinates(message)
+        if at is None:
+            at = [coordinates(message) for message in messages]
+        for message, event, origin, (key, offset) in zip(
+            messages, decoded, origins, at, strict=True
+        ):
             if isinstance(event, DecodeFailure):
                 self._dead_letter(message, origin, "undecodable", event.message)
                 continue
@@ -608,17 +630,18 @@ class Pipeline:
         if result.delivered:
             self.summary.delivered += len(result.delivered)
             self.metrics.events_delivered.labels(pixel).inc(len(result.delivered))
-            coverage: Counter[str] = Counter()
+            keys: Counter[str] = Counter()  # Counter.update over dict keys runs in C
+            settle = tracker.settle
             for item in result.delivered:
-                tracker.settle(item.source, item.offset)
+                settle(item.source, item.offset)
                 event = item.event
+                keys.update(event.keys())
                 user = event.get("user")
                 if user:
-                    coverage.update(name for name in IDENTITY_FIELDS if name in user)
-                if "oppref" in event:
-                    coverage["oppref"] += 1
-            for name, count in coverage.items():
-                self.metrics.identity_delivered.labels(pixel, name).inc(count)
+                    keys.update(user.keys())
+            for name in IDENTITY_FIELDS:
+                if keys[name]:
+                    self.metrics.identity_delivered.labels(pixel, name).inc(keys[name])
         for rejection in result.rejected:
             item = rejection.item
             self._dead_letter(

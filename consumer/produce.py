@@ -84,7 +84,7 @@ def produce_numbered(
     encoder = encoder or Encoder(config.schema_settings)
     report = ProduceReport()
     producer = Producer(
-        {**_PRODUCER_DEFAULTS, **config.kafka.settings, "bootstrap.servers": bootstrap}
+        {**_PRODUCER_DEFAULTS, **config.kafka_client_settings(), "bootstrap.servers": bootstrap}
     )
 
     def on_delivery(error: KafkaError | None, _message: Message) -> None:

@@ -85,6 +85,8 @@ def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -
     summary = pipeline.summary.as_dict()
     if reason == "fatal" and pipeline.fatal is not None:
         print(f"error: {pipeline.fatal}", file=sys.stderr)
+    elif reason == "error" and pipeline.fatal_error is not None:
+        print(f"error: {pipeline.fatal_error}", file=sys.stderr)
     elif reason == "breaker":
         print(
             "error: DLQ breaker tripped: more than "

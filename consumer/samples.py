@@ -242,6 +242,9 @@ def _commerce(
 
 def _purchase(rng: random.Random, now_ms: int) -> Event:
     event = _commerce(rng, now_ms, "purchase", 3, full_identity=True)
+    device = event["context"]["device"]
+    if "__oppref" not in device["cookie"]:  # a purchase follows an ad click
+        device["cookie"] += f"; __oppref=opp_{rng.getrandbits(64):016x}"
     exponent = _CURRENCY_EXPONENT[event["currency"]]
     event.update(
         {

@@ -41,11 +41,14 @@ def _hashed(normalize: Callable[[object], str | None]) -> Callable[[object], str
     return convert
 
 
+_OPT_OUT_WORDS: Final = MappingProxyType({"true": True, "false": False})
+
+
 def _opt_out(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return {"true": True, "false": False}.get(value.strip().lower())
+        return _OPT_OUT_WORDS.get(value.strip().lower())
     return None
 
 

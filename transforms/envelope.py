@@ -169,7 +169,7 @@ def _has_consent(granted: object, required: frozenset[str]) -> bool:
 
 def _data(values: list[Any], compiled: CompiledMapping, shape: str) -> dict[str, Any] | Failed:
     data: dict[str, Any] = {"type": shape}
-    money = _money(values[compiled.amount], values[compiled.currency], None, None)
+    money = _money(values[compiled.amount], values[compiled.currency], None, None, None)
     if isinstance(money, Failed):
         return money
     amount, currency = money
@@ -189,11 +189,14 @@ def _data(values: list[Any], compiled: CompiledMapping, shape: str) -> dict[str,
             event_content_type = "product"
             if compiled.event_content_type >= 0:
                 event_content_type = non_blank(values[compiled.event_content_type]) or "product"
+            exponent = None if currency is None else currency_exponent(currency)
             contents = []
             for index, item in enumerate(items):
                 # A null or non-object entry has nothing to map; indexes stay those of `items`.
                 if isinstance(item, dict):
-                    content = _content(item, index, compiled, event_content_type, currency)
+                    content = _content(
+                        item, index, compiled, event_content_type, currency, exponent
+                    )
                     if isinstance(content, Failed):
                         return content
                     contents.append(content)
@@ -208,6 +211,7 @@ def _content(
     compiled: CompiledMapping,
     default_content_type: str,
     event_currency: str | None,
+    event_exponent: int | None,
 ) -> dict[str, Any] | Failed:
     values = compiled.item_reader.read(item)
     content: dict[str, Any] = {}
@@ -234,7 +238,7 @@ def _content(
     for slot in compiled.item_currency:
         if (raw_currency := values[slot]) is not None:
             break
-    money = _money(raw_amount, raw_currency, event_currency, index)
+    money = _money(raw_amount, raw_currency, event_currency, event_exponent, index)
     if isinstance(money, Failed):
         return money
     amount, currency = money
@@ -245,6 +249,9 @@ def _content(
     return content
 
 
+_NO_MONEY: Final = (None, None)
+
+
 def _money_field(item_index: int | None, name: str) -> str:
     return f"data.{name}" if item_index is None else f"data.contents[{item_index}].{name}"
 
@@ -253,13 +260,22 @@ def _money(
     raw_amount: object,
     raw_currency: object,
     fallback_currency: str | None,
+    fallback_exponent: int | None,
     item_index: int | None,
 ) -> tuple[int | None, str | None] | Failed:
     """Amount in minor units and own currency; checks in order: amount, currency, the pair.
 
     For the event (`item_index` None) or one item, whose amount is priced in
-    `fallback_currency` (the event's) when the item has no currency of its own.
+    `fallback_currency` (the event's, of exponent `fallback_exponent`) when the item has no
+    currency of its own.
     """
+    if raw_currency is None:  # the usual item: priced in the event currency
+        if raw_amount is None:
+            return _NO_MONEY
+        if fallback_exponent is not None:
+            amount = to_minor_units(raw_amount, fallback_exponent)
+            if amount is not None:
+                return amount, None
     currency = None if raw_currency is None else parse_currency(raw_currency)
     pricing_currency = currency or fallback_currency
     exponent = None if pricing_currency is None else currency_exponent(pricing_currency)

@@ -1,9 +1,8 @@
-"""Dotted CA paths: split once at compile time, then read together in one walk per event.
+"""Dotted CA paths: split once at compile time, then read together in one pass per event.
 
 Every field of the mapping reads one or more paths, and most share prefixes (`context.device.*`,
-`user.*`). A `PathReader` walks each shared prefix once per event and returns the values of all
-paths as a list, so the per-event cost grows with the number of distinct path segments, not with
-the number of fields.
+`user.*`). A `PathReader` reads all the paths of a mapping in one pass that visits each shared
+prefix once, and returns their values as a tuple the fields index into.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ Path = tuple[str, ...]
 Chain = tuple[tuple[int, Callable[[object], object]], ...]
 
 ITEM_PREFIX = "items.X."
-
-# One level of the path tree: (key, index of the value when a path ends here or -1, children).
-_Level = tuple[tuple[str, int, "_Level"], ...]
 
 
 def split_path(dotted: str) -> Path | None:
@@ -41,45 +37,55 @@ def get_path(value: object, path: Path) -> object:
 
 
 class PathReader:
-    """Reads a fixed set of paths from one object; JSON null and absent both read as None."""
+    """Reads a fixed set of paths from one object; JSON null and absent both read as None.
 
-    __slots__ = ("_root", "_size", "index")
+    `read(event)[reader.index[path]]` equals `get_path(event, path)`. The reader is generated
+    Python source (one `dict.get` per path segment, shared prefixes once, each step's object
+    checked to be a dict): about twice as fast as walking a tree of the paths, and this runs for
+    every event and every item. Keys enter the source only through `repr`.
+    """
+
+    __slots__ = ("index", "read", "source")
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self.index: dict[Path, int] = {}
         for path in paths:
             self.index.setdefault(path, len(self.index))
-        self._size = len(self.index)
-        self._root = self._level(list(self.index), 0)
+        self.source = self._generate()
+        namespace: dict[str, Any] = {}
+        exec(compile(self.source, "<PathReader>", "exec"), namespace)  # noqa: S102
+        self.read: Callable[[object], tuple[Any, ...]] = namespace["read"]
 
-    def _level(self, paths: list[Path], depth: int) -> _Level:
-        keys = dict.fromkeys(path[depth] for path in paths if len(path) > depth)
-        level = []
-        for key in keys:
-            below = [path for path in paths if len(path) > depth and path[depth] == key]
+    def _generate(self) -> str:
+        names = [f"v{index}" for index in range(len(self.index))]
+        lines = ["def read(node0):"]
+        if names:
+            lines.append(f"    {' = '.join(names)} = None")
+        lines.append("    if isinstance(node0, dict):")
+        self._emit(list(self.index), 0, lines)
+        lines.append(f"    return ({''.join(name + ', ' for name in names)})")
+        return "\n".join(lines)
+
+    def _emit(self, paths: list[Path], depth: int, lines: list[str]) -> None:
+        pad = "    " * (depth + 2)
+        node = f"node{depth}"
+        lines.append(f"{pad}pass")
+        for key in dict.fromkeys(path[depth] for path in paths):
+            below = [path for path in paths if path[depth] == key]
             ending = [path for path in below if len(path) == depth + 1]
-            index = self.index[ending[0]] if ending else -1
-            level.append((key, index, self._level(below, depth + 1)))
-        return tuple(level)
-
-    def read(self, value: object) -> list[Any]:
-        values: list[Any] = [None] * self._size
-        if isinstance(value, dict):
-            _walk(value, self._root, values)
-        return values
-
-
-def _walk(node: dict[Any, Any], level: _Level, values: list[Any]) -> None:
-    for key, index, children in level:
-        value = node.get(key)
-        if value is not None:
-            if index >= 0:
-                values[index] = value
-            if children and isinstance(value, dict):
-                _walk(value, children, values)
+            deeper = [path for path in below if len(path) > depth + 1]
+            if not deeper:
+                lines.append(f"{pad}v{self.index[ending[0]]} = {node}.get({key!r})")
+                continue
+            child = f"node{depth + 1}"
+            lines.append(f"{pad}{child} = {node}.get({key!r})")
+            if ending:
+                lines.append(f"{pad}v{self.index[ending[0]]} = {child}")
+            lines.append(f"{pad}if isinstance({child}, dict):")
+            self._emit(deeper, depth + 1, lines)
 
 
-def pick(values: list[Any], chain: Chain) -> Any:
+def pick(values: tuple[Any, ...], chain: Chain) -> Any:
     """The first usable value of a source chain."""
     for index, convert in chain:
         raw = values[index]

@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from consumer.config import SchemaSettings
+from consumer.config import AppConfig, SchemaSettings
 from consumer.decoding import EXTRA_FIELD, DecodeFailure, Decoder, Encoder
-from consumer.samples import generate_events
+from consumer.samples import HOUR_MS, generate_events
+from transforms import Mapped, map_event
+from transforms.timestamps import parse_timestamp_ms
 
 NOW_MS = 1_773_892_800_000
 FASTAVRO = SchemaSettings(decoder="fastavro")
@@ -211,6 +213,31 @@ def test_a_purchase_with_three_items_and_full_identity_is_about_one_kilobyte() -
 
 
 # Names the schema uses, so generated objects hit schema fields as well as unknown keys.
+def test_samples_are_deterministic_unique_recent_and_map_as_intended() -> None:
+    events = generate_events(2000, seed=4, now_ms=NOW_MS)
+    assert events == generate_events(2000, seed=4, now_ms=NOW_MS)
+    assert events != generate_events(2000, seed=5, now_ms=NOW_MS)
+    ids = [e["context"]["event_id"] for e in events]
+    assert len(set(ids)) == len(ids)
+    for event in events:
+        timestamp = parse_timestamp_ms(event["context"]["event_timestamp"])
+        assert timestamp is not None
+        assert NOW_MS - HOUR_MS <= timestamp <= NOW_MS
+    compiled = AppConfig().compile()
+    assert all(isinstance(map_event(e, compiled, NOW_MS), Mapped) for e in events)
+    purchases = [e for e in events if e["event_name"] == "purchase"]
+    assert all(len(p["items"]) == 3 for p in purchases)
+    assert all("__oppref=" in p["context"]["device"]["cookie"] for p in purchases)
+    assert all(p["user"]["email"] and p["user"]["phone"] for p in purchases)
+
+
+def test_invalid_samples_come_out_of_the_mapping_as_errors_or_skips() -> None:
+    events = generate_events(2000, seed=4, now_ms=NOW_MS, invalid_ratio=0.2)
+    compiled = AppConfig().compile()
+    unmapped = sum(not isinstance(map_event(e, compiled, NOW_MS), Mapped) for e in events)
+    assert 0.15 * len(events) <= unmapped <= 0.25 * len(events)
+
+
 _SCHEMA_KEYS = [
     *("event_name", "context", "user", "items", "id", "type", "value", "currency", "url"),
     *("page", "page_type", "event_id", "event_timestamp", "device", "ip", "product", "price"),

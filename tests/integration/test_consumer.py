@@ -309,3 +309,41 @@ def test_event_expiring_while_batched_is_dead_lettered_without_sinking_its_batch
     assert letter["field"] == "timestamp_ms"
     assert len(stored_ids(sandbox)) == len(events) - 1
     assert stats(sandbox)["rejected"] == {}  # the batch was never refused
+
+
+def test_registry_down_pauses_without_dead_lettering_then_resumes(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
+) -> None:
+    from consumer.registry_stub import RegistryStub
+
+    with RegistryStub() as registry:
+        topic, group, dlq = names("events"), names("group"), names("dlq")
+        raw = consumer_config(
+            broker,
+            sandbox.url,
+            [topic],
+            group,
+            dlq,
+            schema={
+                "registry_url": registry.url,
+                "registry_settings": {"max.retries": 0, "timeout": 2},
+            },
+        )
+        events = generate_events(500, seed=10, now_ms=now_ms())
+        produce(raw, topic, events)  # registers the schema: the stub now knows its id
+        registry.set_available(False, close_connections=True)
+        pipeline = Pipeline(as_config(raw))
+        running = Running(pipeline)
+        wait_for(lambda: pipeline.summary.read > 0 and pipeline._stalled, 30, "a stalled batch")
+        wait_for(lambda: pipeline.metrics.paused_partitions._value.get() > 0, 10, "a pause")
+        assert stored_ids(sandbox) == []
+        assert not pipeline.summary.dead_lettered
+        registry.set_available(True)
+        assert running.join() == "caught_up"
+        assert not pipeline.summary.dead_lettered
+        assert read_dlq(broker, dlq) == []
+        compiled = as_config(raw).compile()
+        mapped = [
+            o for o in (map_event(e, compiled, now_ms()) for e in events) if isinstance(o, Mapped)
+        ]
+        assert len(stored_ids(sandbox)) == len(mapped) > 0
