@@ -1,10 +1,11 @@
 """`capi-consumer backfill`: re-send a bounded range of history through the live pipeline.
 
 A backfill is the live `Pipeline` with a `Plan`: its own consumer group
-(`<kafka.group_id>-backfill-<run id>`), start offsets for partitions it has not committed yet,
-and an end-offset snapshot it stops at. The snapshot is stored as the metadata of every commit,
-so re-running the same command (same run id) resumes with the original snapshot instead of
-chasing events that arrived since. The live group's offsets are never read or written.
+(`<kafka.group_id>-backfill-<run id>`), start offsets, and an end-offset snapshot it stops at.
+The start positions are committed before the run with the snapshot as metadata, and every later
+commit carries it too, so re-running the same command (same run id) resumes with the original
+snapshot instead of chasing events that arrived since. The live group's offsets are never read
+or written.
 
 Time bounds are Kafka record timestamps. `offsets_for_times` only moves the start forward where
 the broker answers it; every record is also checked against the bounds on the client, so the

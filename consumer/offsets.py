@@ -19,6 +19,7 @@ class _PartitionState:
     settled: set[int] = field(default_factory=set)  # settled offsets still behind a gap
     next_commit: int | None = None  # committable position (last contiguous settled + 1)
     committed: int | None = None  # last position handed to commit()
+    end_seen: int | None = None  # end of the partition when last read to EOF
 
 
 class OffsetTracker:
@@ -52,9 +53,27 @@ class OffsetTracker:
                 last = consumed.popleft()
                 settled.discard(last)
             state.next_commit = last + 1
+            if not consumed:
+                self._apply_end(state)
         elif consumed and offset > consumed[0]:
             state.settled.add(offset)
         # else: already settled (a duplicate settlement): nothing to do
+
+    def reached_end(self, key: TopicPartitionKey, end: int) -> None:
+        """The partition was read up to `end` (EOF). Once nothing before it is unsettled, the
+        position may move to `end`, past offsets that never arrive as records (transaction
+        markers, compaction)."""
+        state = self._partitions.get(key)
+        if state is not None:
+            state.end_seen = max(end, state.end_seen or 0)
+            self._apply_end(state)
+
+    @staticmethod
+    def _apply_end(state: _PartitionState) -> None:
+        if state.end_seen is None or state.consumed:
+            return
+        if state.next_commit is None or state.end_seen > state.next_commit:
+            state.next_commit = state.end_seen
 
     def pending(self, key: TopicPartitionKey) -> int:
         state = self._partitions.get(key)

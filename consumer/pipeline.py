@@ -256,6 +256,7 @@ class Pipeline:
         # Not overridable: commits are ours, after the API accepted.
         settings.update(
             {
+                "enable.partition.eof": True,
                 "group.id": self._group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -291,6 +292,8 @@ class Pipeline:
         consumer = self._consumer
         assert consumer is not None
         batch_size = self.config.kafka.consume_batch_size
+        if self.plan is not None and self.plan.max_events_per_second:
+            batch_size = max(1, min(batch_size, int(self.plan.max_events_per_second / 10)))
         while True:
             self.heartbeat = time.monotonic()
             self._settle_results(block_s=0)
@@ -308,6 +311,7 @@ class Pipeline:
             self._submit(self._batcher.due(now))
             self._retry_stalled(now)
             if self.heartbeat - self._last_commit >= self.config.kafka.commit_interval_s:
+                self._last_commit = self.heartbeat
                 self._commit(asynchronous=True)
                 self._update_gauges()
                 if self.on_progress is not None:
@@ -315,6 +319,12 @@ class Pipeline:
             if (until_caught_up or self.plan is not None) and self._caught_up():
                 return "caught_up"
             self._apply_backpressure(now)
+            rate_wait = self._rate_next_at - time.monotonic()
+            if rate_wait > 0 and not self._paused:
+                # --max-events-per-second: wait here rather than pause, which would cost a
+                # fetch round trip per resume.
+                self._settle_results(block_s=min(rate_wait, 0.05))
+                continue
             if self._paused:
                 # Keep calling consume (group membership, rebalances) while waiting on results;
                 # whatever it still returns is processed, never dropped.
@@ -341,7 +351,14 @@ class Pipeline:
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    # Everything before the end is read: positions may pass control records
+                    # (transactions) that are never delivered as messages.
+                    key, end = coordinates(message)
+                    if plan is not None:  # a bounded run never commits past its snapshot
+                        end = min(end, self._end_snapshot.get(key, 0))
+                    tracker.reached_end(key, end)
+                else:
                     log.warning("consume error", extra={"error": error.name()})
                 continue
             key, offset = coordinates(message)
@@ -668,7 +685,6 @@ class Pipeline:
             or (delivery is not None and delivery.retrying)
             or self._dlq.failing
             or bool(self._stalled)
-            or time.monotonic() < self._rate_next_at
         )
         if should_pause and not self._paused:
             consumer.pause(self._assignment())
@@ -715,7 +731,6 @@ class Pipeline:
             return
         self._tracker.mark_committed(positions)
         self.metrics.commits.labels("ok").inc()
-        self._last_commit = time.monotonic()
         for (topic, partition), position in positions.items():
             self.metrics.committed_offset.labels(topic, str(partition)).set(position)
 

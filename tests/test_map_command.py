@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from consumer.mapcmd import CHUNK_LINES, map_stream
+from transforms import MappingSettings
 
 CLI = Path(sys.executable).with_name("capi-consumer")
 NOW = 1_773_892_900_000
@@ -178,3 +182,20 @@ def test_a_closed_reader_ends_the_command_quietly(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=60)
     assert b"Traceback" not in stderr, stderr.decode()
     assert process.returncode == 1
+
+
+def test_worker_processes_give_the_same_lines_as_one_process() -> None:
+    settings = MappingSettings.model_validate({"event_mapping": {"refund": "custom"}})
+    lines = [
+        orjson.dumps(_event(index, event_name="refund" if index % 3 else "purchase"))
+        for index in range(CHUNK_LINES * 3 + 17)
+    ]
+    source = b"\n".join(lines) + b"\n"
+    outputs = {}
+    for workers in (1, 2):
+        sink = io.BytesIO()
+        map_stream(io.BytesIO(source), sink, settings, NOW, workers=workers)
+        outputs[workers] = sink.getvalue()
+    assert outputs[1] == outputs[2]
+    assert outputs[1].count(b"\n") == len(lines)
+    assert orjson.loads(outputs[2].splitlines()[-1])["id"] == f"e{len(lines) - 1}"

@@ -33,14 +33,6 @@ def _as_is(value: object) -> object:
     return value
 
 
-def _hashed(normalize: Callable[[object], str | None]) -> Callable[[object], str | None]:
-    def convert(value: object) -> str | None:
-        normalized = normalize(value)
-        return None if normalized is None else identity.sha256_hex(normalized)
-
-    return convert
-
-
 _OPT_OUT_WORDS: Final = MappingProxyType({"true": True, "false": False})
 
 
@@ -66,10 +58,10 @@ class _Field:
     convert: Convert
 
 
-_EMAIL = _hashed(identity.normalize_email)
-_PHONE = _hashed(identity.normalize_phone)
-_EXTERNAL_ID = _hashed(identity.normalize_external_id)
-_NAME = _hashed(identity.normalize_name)
+_EMAIL = identity.hashed(identity.normalize_email)
+_PHONE = identity.hashed(identity.normalize_phone)
+_EXTERNAL_ID = identity.hashed(identity.normalize_external_id)
+_NAME = identity.hashed(identity.normalize_name)
 
 
 def _field(convert: Convert, *chain: str | tuple[str, Convert]) -> _Field:
@@ -78,7 +70,8 @@ def _field(convert: Convert, *chain: str | tuple[str, Convert]) -> _Field:
 
 
 # Envelope, user and data fields; content fields are relative to one item (`items.X.`).
-# `source_url` is sanitized at compile time with the `keep_url_query` setting.
+# `_as_is` fields are checked by `map_event` itself (their bad values are errors, not skips);
+# `source_url` gets its converter at compile time, with the `keep_url_query` setting.
 _FIELDS: Final[Mapping[str, _Field]] = MappingProxyType(
     {
         "type": _field(_as_is, "event_name"),
@@ -127,14 +120,13 @@ _FIELDS: Final[Mapping[str, _Field]] = MappingProxyType(
         "data.contents": _field(_as_is, "items"),
         "data.contents.X.id": _field(_as_is, "items.X.id"),
         "data.contents.X.name": _field(_as_is, "items.X.product.name"),
-        # After the item's own value: the event's `content_type`, then "product".
-        "data.contents.X.content_type": _field(identity.non_blank, "items.X.content_type"),
+        # Non-blank strings only; then the event's `content_type`, then "product".
+        "data.contents.X.content_type": _field(_as_is, "items.X.content_type"),
         "data.contents.X.quantity": _field(_as_is, "items.X.quantity"),
         "data.contents.X.amount": _field(_as_is, "items.X.product.price", "items.X.price"),
         "data.contents.X.currency": _field(_as_is, "items.X.currency", "items.X.product.currency"),
     }
 )
-FIELD_PATHS: Final = frozenset(_FIELDS)
 
 # The `user` list fields (one value each) and the scalar ones, in output order.
 _USER_LIST_FIELDS: Final = (
@@ -173,7 +165,7 @@ def field_mapping_error(field: str, source: object) -> str | None:
     item_source = source.startswith(ITEM_PREFIX) and len(source) > len(ITEM_PREFIX)
     if item_field and not item_source:
         return f"{source!r}: a content field reads an item path, `{ITEM_PREFIX}<path>`"
-    if not item_field and source.startswith("items.X."):
+    if not item_field and source.startswith(ITEM_PREFIX):
         return f"{source!r}: item paths (`{ITEM_PREFIX}...`) are only for data.contents.X fields"
     return None
 

@@ -167,7 +167,9 @@ def _has_consent(granted: object, required: frozenset[str]) -> bool:
     return required <= names
 
 
-def _data(values: list[Any], compiled: CompiledMapping, shape: str) -> dict[str, Any] | Failed:
+def _data(
+    values: tuple[Any, ...], compiled: CompiledMapping, shape: str
+) -> dict[str, Any] | Failed:
     data: dict[str, Any] = {"type": shape}
     money = _money(values[compiled.amount], values[compiled.currency], None, None, None)
     if isinstance(money, Failed):
@@ -218,8 +220,8 @@ def _content(
     item_id = values[compiled.item_id]
     if isinstance(item_id, int) and not isinstance(item_id, bool):
         content["id"] = str(item_id)
-    elif item_id := non_blank(item_id):
-        content["id"] = item_id
+    elif text_id := non_blank(item_id):
+        content["id"] = text_id
     if name := non_blank(values[compiled.item_name]):
         content["name"] = name
     content["content_type"] = non_blank(values[compiled.item_content_type]) or default_content_type

@@ -35,6 +35,16 @@ def sha256_hex(text: str) -> str | None:
         return None
 
 
+def hashed(normalize: Callable[[object], str | None]) -> Callable[[object], str | None]:
+    """A converter: `normalize`, then SHA-256 of the result."""
+
+    def convert(value: object) -> str | None:
+        normalized = normalize(value)
+        return None if normalized is None else sha256_hex(normalized)
+
+    return convert
+
+
 def prehashed(value: object) -> str | None:
     """A value already hashed by the producer: 64 hex digits, any case → lower case."""
     if isinstance(value, str):
@@ -150,10 +160,18 @@ def opaque(value: object) -> str | None:
 
 def cookie_reader(name: str) -> Callable[[object], str | None]:
     """A reader of the first non-empty value of cookie `name` in a `name=value; ...` string."""
+    needle = name + "="
 
     def read(cookie: object) -> str | None:
         if not isinstance(cookie, str) or name not in cookie:
             return None
+        # Fast path: `name=value` as browsers write it, at the start or after `; `.
+        start = cookie.find(needle)
+        if start == 0 or (start > 0 and cookie[start - 1] in "; "):
+            end = cookie.find(";", start)
+            value = cookie[start + len(needle) : None if end == -1 else end].strip()
+            if value:
+                return value
         for pair in cookie.split(";"):
             key, equals, value = pair.partition("=")
             if equals and key.strip() == name:

@@ -48,24 +48,18 @@ def currency_exponent(code: str) -> int | None:
 def to_minor_units(value: object, exponent: int) -> int | None:
     """Major units (number or `[+-]digits[.digits]` string) → integer minor units, else None."""
     minor: int | None
+    if value.__class__ is float:  # the usual price: first, and without isinstance calls
+        scaled = value * _POWERS_OF_TEN[exponent]
+        if -_FAST_LIMIT < scaled < _FAST_LIMIT:  # False for NaN and infinities
+            nearest = round(scaled)
+            if -_FAST_MARGIN <= scaled - nearest <= _FAST_MARGIN:
+                return nearest
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         minor = value * 10**exponent
     elif isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        scaled = value * _POWERS_OF_TEN[exponent]
-        if -_FAST_LIMIT < scaled < _FAST_LIMIT:
-            nearest = round(scaled)
-            if abs(scaled - nearest) <= _FAST_MARGIN:
-                return nearest
-        text = repr(value)  # the shortest decimal that reads back as this float
-        if "e" in text:  # 1e+16, 5e-07: spell out the digits
-            text = format(Decimal(text), "f")
-        negative = text[0] == "-"
-        whole, _, fraction = text.lstrip("-").partition(".")
-        minor = _scale(negative, whole, fraction, exponent)
+        minor = exact_minor_units(value, exponent)
     elif isinstance(value, str | Decimal):  # Decimal: the Avro `decimal` logical type
         if isinstance(value, Decimal):
             if not value.is_finite():
@@ -84,13 +78,14 @@ def to_minor_units(value: object, exponent: int) -> int | None:
 
 
 def exact_minor_units(value: float, exponent: int) -> int | None:
-    """The decimal-digits path alone (what the shortcut in `to_minor_units` must agree with)."""
+    """A float through its decimal digits only (what the shortcut above must agree with)."""
     if not math.isfinite(value):
         return None
-    text = format(Decimal(repr(value)), "f")
-    negative = text[0] == "-"
+    text = repr(value)  # the shortest decimal that reads back as this float
+    if "e" in text:  # 1e+16, 5e-07: spell out the digits
+        text = format(Decimal(text), "f")
     whole, _, fraction = text.lstrip("-").partition(".")
-    return _scale(negative, whole, fraction, exponent)
+    return _scale(text[0] == "-", whole, fraction, exponent)
 
 
 def _scale(negative: bool, whole: str, fraction: str, exponent: int) -> int | None:
@@ -107,6 +102,8 @@ def _scale(negative: bool, whole: str, fraction: str, exponent: int) -> int | No
 def to_whole_number(value: object) -> int | None:
     """An integer, or a number/numeric string with no fractional part (`2.0`, `"2"`), else None."""
     number: int
+    if value.__class__ is int:  # the usual quantity
+        return value if INT64_MIN <= value <= INT64_MAX else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

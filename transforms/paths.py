@@ -53,7 +53,7 @@ class PathReader:
             self.index.setdefault(path, len(self.index))
         self.source = self._generate()
         namespace: dict[str, Any] = {}
-        exec(compile(self.source, "<PathReader>", "exec"), namespace)  # noqa: S102
+        exec(compile(self.source, "<PathReader>", "exec"), namespace)
         self.read: Callable[[object], tuple[Any, ...]] = namespace["read"]
 
     def _generate(self) -> str:
@@ -61,15 +61,14 @@ class PathReader:
         lines = ["def read(node0):"]
         if names:
             lines.append(f"    {' = '.join(names)} = None")
-        lines.append("    if isinstance(node0, dict):")
-        self._emit(list(self.index), 0, lines)
+            lines.append("    if isinstance(node0, dict):")
+            self._emit(list(self.index), 0, lines)
         lines.append(f"    return ({''.join(name + ', ' for name in names)})")
         return "\n".join(lines)
 
     def _emit(self, paths: list[Path], depth: int, lines: list[str]) -> None:
         pad = "    " * (depth + 2)
         node = f"node{depth}"
-        lines.append(f"{pad}pass")
         for key in dict.fromkeys(path[depth] for path in paths):
             below = [path for path in paths if path[depth] == key]
             ending = [path for path in below if len(path) == depth + 1]

@@ -324,7 +324,7 @@ def test_random_bytes_never_raise(decoders: dict[str, Decoder], value: bytes) ->
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.integers(0, 10_000), st.integers(0, 255), st.integers(0, 10_000))
-def test_damaged_messages_never_raise_and_engines_agree(
+def test_damaged_messages_never_raise_and_engines_agree_when_both_decode(
     decoders: dict[str, Decoder], position: int, byte: int, cut: int
 ) -> None:
     event = generate_events(1, seed=position, now_ms=NOW_MS)[0]
@@ -336,8 +336,10 @@ def test_damaged_messages_never_raise_and_engines_agree(
     for result in results["fastavro"] + results["cavro"]:
         assert isinstance(result, dict | DecodeFailure)
     for fast, cav in zip(results["fastavro"], results["cavro"], strict=True):
-        assert isinstance(fast, DecodeFailure) == isinstance(cav, DecodeFailure)
-        if isinstance(fast, dict):
+        # They may disagree on damaged bytes: fastavro reads a negative union index as a Python
+        # index from the end (a damaged record decodes to garbage), cavro rejects it. Whenever
+        # both decode, they must agree.
+        if isinstance(fast, dict) and isinstance(cav, dict):
             assert repr(fast) == repr(cav)
 
 

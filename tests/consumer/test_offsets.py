@@ -131,3 +131,22 @@ def test_interleaved_partitions_and_revokes_never_commit_unsettled(
             unsettled[partition].clear()
         for (_, p), position in tracker.committable().items():
             assert all(o >= position for o in unsettled[p])
+
+
+def test_end_of_partition_moves_past_offsets_that_never_arrive() -> None:
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    tracker.consumed(TP, 0)
+    tracker.consumed(TP, 1)
+    tracker.reached_end(TP, 3)  # offset 2 is a transaction marker: never a record
+    assert tracker.committable() == {}  # 0 and 1 are not settled yet
+    tracker.settle(TP, 1)
+    tracker.settle(TP, 0)
+    assert tracker.committable() == {TP: 3}
+
+
+def test_end_of_an_empty_partition_is_committable() -> None:
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    tracker.reached_end(TP, 42)  # retention removed everything before 42
+    assert tracker.committable() == {TP: 42}
