@@ -31,6 +31,7 @@ import yaml
 from bench import bench_e2e as e2e
 from bench.bench_transform import measure
 from bench.sink import Sink
+from consumer.cli import tune_gc
 from consumer.config import AppConfig, SchemaSettings
 from consumer.decoding import Decoder
 from consumer.embedded_broker import EmbeddedBroker
@@ -108,6 +109,39 @@ def stages(values: list[bytes], now_ms: int) -> dict[str, float]:
     results.update(windowed)
     results["decoder_in_use"] = 0.0 if Decoder(SchemaSettings()).engine == "fastavro" else 1.0
     return {name: round(value, 2) for name, value in results.items()}
+
+
+def stages_mean(values: list[bytes], now_ms: int, rounds: int = 3) -> dict[str, float]:
+    """µs/event of each stage as the pipeline runs it: 1000 records at a time (decode the
+    batch, map each event, one orjson call per event), nothing kept between batches, the
+    product's GC settings, thread CPU; the median of `rounds` passes over the pool.
+
+    The like-for-like figure for the e2e ratio: the product's CPU/event is also an average over
+    every event, not the best of short windows."""
+    tune_gc()
+    decoder = Decoder(SchemaSettings())
+    compiled = AppConfig.model_validate({}).compile()
+    passes: dict[str, list[float]] = {"decode": [], "map": [], "orjson": []}
+    clock = time.thread_time
+    for _ in range(rounds):
+        spent = dict.fromkeys(passes, 0.0)
+        for start in range(0, len(values), 1000):
+            began = clock()
+            events = decoder.decode_batch(values[start : start + 1000])
+            mapped_at = clock()
+            outcomes = [map_event(event, compiled, now_ms) for event in events]
+            dumped_at = clock()
+            b",".join([orjson.dumps(o.event) for o in outcomes if isinstance(o, Mapped)])
+            ended = clock()
+            spent["decode"] += mapped_at - began
+            spent["map"] += dumped_at - mapped_at
+            spent["orjson"] += ended - dumped_at
+        for name, seconds in spent.items():
+            passes[name].append(seconds)
+    return {
+        name: round(sorted(seconds)[len(seconds) // 2] / len(values) * 1e6, 2)
+        for name, seconds in passes.items()
+    }
 
 
 def map_command(pool: list[dict[str, Any]], lines: int, now_ms: int, directory: Path) -> dict:
@@ -201,10 +235,12 @@ def table(results: dict[str, Any]) -> str:
         ("map_event", f"{s['map']:.1f} µs/ev", ""),
         ("orjson, one call per batch", f"{s['orjson_batch']:.2f} µs/ev", ""),
         ("orjson, per event + join", f"{s['orjson_per_event']:.2f} µs/ev", ""),
-        ("stages sum (decoder in use)", f"{d['stage_sum_us']:.1f} µs/ev", ""),
+        ("stages sum, best windows", f"{d['stage_sum_us']:.1f} µs/ev", "decoder in use"),
+        ("stages sum, mean in bulk", f"{d['stage_mean_sum_us']:.1f} µs/ev", "as the pipeline runs"),
         ("product e2e throughput", f"{d['events_per_s']:,.0f} ev/s", "busy time"),
         ("product e2e CPU", f"{d['cpu_us_per_event']:.1f} µs/ev", "startup removed"),
-        ("e2e ÷ stages", f"{d['ratio_to_stages']:.2f}", "target ≤ 1.3"),
+        ("e2e ÷ stage means", f"{d['ratio_to_stage_means']:.2f}", "target ≤ 1.3"),
+        ("e2e ÷ stage best windows", f"{d['ratio_to_stages']:.2f}", "a lower bound of the stages"),
         ("product peak RSS", f"{d['peak_rss_mb']:.0f} MB", f"{d['events']:,} events; < 250"),
     ]
     if "events_per_s" in p:
@@ -264,6 +300,7 @@ def main() -> int:
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {0})
         results["stages_us"] = stages(values, now_ms)
+        results["stages_mean_us"] = stages_mean(values, now_ms)
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {1})
         log("raw consume")
@@ -283,7 +320,10 @@ def main() -> int:
         )
         stage_sum += results["stages_us"]["map"] + results["stages_us"]["orjson_batch"]
         cpu_us = (drained["cpu_s"] - startup["cpu_s"]) / (args.events - 1000) * 1e6
+        mean_sum = sum(results["stages_mean_us"].values())
         drained.update(
+            stage_mean_sum_us=round(mean_sum, 1),
+            ratio_to_stage_means=round(cpu_us / mean_sum, 2),
             startup_cpu_s=startup["cpu_s"],
             startup_wall_s=startup["wall_s"],
             cpu_us_per_event=round(cpu_us, 1),

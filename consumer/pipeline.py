@@ -219,6 +219,7 @@ class Pipeline:
         self._last_gauges = 0.0
         self._last_caught_up_check = 0.0
         self._last_broker_check = 0.0
+        self._group_joined = False  # the first assignment (maybe empty: a standby) arrived
         self.heartbeat = time.monotonic()
         self.kafka_reachable = False
         self.on_progress: Callable[[Pipeline], None] | None = None
@@ -794,8 +795,8 @@ class Pipeline:
             return False  # our own partitions are on their way: no need to ask the broker
         # Partitions of other members, or with nothing left to read (retention): ask the broker,
         # not more often than every 2 s.
-        if now - self._last_broker_check < 2.0:
-            return False
+        if not self._group_joined or now - self._last_broker_check < 2.0:
+            return False  # before the first assignment the broker answers slowly
         self._last_broker_check = now
         consumer = self._consumer
         assert consumer is not None
@@ -813,6 +814,7 @@ class Pipeline:
     # -- rebalance ------------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._group_joined = True
         for tp in partitions:
             self._tracker.assign((tp.topic, tp.partition))
             self._assigned.add((tp.topic, tp.partition))
