@@ -12,6 +12,7 @@ acknowledged by the broker. Only the highest contiguous settled offset is commit
 from __future__ import annotations
 
 import logging
+import operator
 import queue
 import time
 from collections import Counter, deque
@@ -437,9 +438,14 @@ class Pipeline:
         self._stalled_attempt = 0
         now_ms = int(self._clock() * 1000)
         now = self._clock()
+        # The hot loop: names bound locally, counters summed once per batch.
         compiled = self._compiled
         dumps = self._dumps
+        add = self._batcher.add
+        pixel_of = self._router.pixel_of
+        dry_run = self.plan is not None and self.plan.dry_run
         mapped_per_pixel: Counter[str] = Counter()
+        pending_bytes = 0
         if at is None:
             at = [coordinates(message) for message in messages]
         for message, event, origin, (key, offset) in zip(
@@ -450,24 +456,26 @@ class Pipeline:
                 continue
             outcome = map_event(event, compiled, now_ms)
             if isinstance(outcome, Mapped):
-                pixel = self._router.pixel_of(event)
+                pixel = pixel_of(event)
                 if pixel is None:
                     self._skip(key, offset, "unrouted")
                     continue
                 mapped = outcome.event
                 mapped_per_pixel[pixel] += 1
-                self._outcomes_seen += 1
-                if self.plan is not None and self.plan.dry_run:
-                    if self.plan.on_dry_run_event is not None:
-                        self.plan.on_dry_run_event(mapped)
-                    self._tracker.settle(key, offset)
+                if dry_run:
+                    self._dry_run_settle(mapped, key, offset)
                     continue
                 payload = dumps(mapped)
-                self._pending_bytes += len(payload)
-                item = Pending(
-                    payload, key, offset, mapped["timestamp_ms"], mapped, message, origin
+                pending_bytes += len(payload)
+                full = add(
+                    pixel,
+                    Pending(payload, key, offset, mapped["timestamp_ms"], mapped, message, origin),
+                    now,
                 )
-                self._submit(self._batcher.add(pixel, item, now))
+                if full:
+                    self._pending_bytes += pending_bytes
+                    pending_bytes = 0
+                    self._submit(full)
             elif isinstance(outcome, Skipped):
                 self._skip(key, offset, outcome.reason)
             elif (
@@ -478,9 +486,17 @@ class Pipeline:
                 self._skip(key, offset, "timestamp_out_of_window")
             else:
                 self._dead_letter(message, origin, outcome.code, outcome.message, outcome.field)
+        self._pending_bytes += pending_bytes
         for pixel, count in mapped_per_pixel.items():
+            self._outcomes_seen += count
             self.summary.mapped += count
             self.metrics.events_mapped.labels(pixel).inc(count)
+
+    def _dry_run_settle(self, mapped: dict[str, Any], key: TopicPartitionKey, offset: int) -> None:
+        assert self.plan is not None
+        if self.plan.on_dry_run_event is not None:
+            self.plan.on_dry_run_event(mapped)
+        self._tracker.settle(key, offset)
 
     def _retry_stalled(self, now: float) -> None:
         if self._stalled and now >= self._stalled_retry_at:
@@ -571,8 +587,7 @@ class Pipeline:
                 continue
             assert self._delivery is not None
             self._in_flight[id(batch)] = batch
-            for item in batch.items:
-                self._in_flight_by_partition[item.source] += 1
+            self._in_flight_by_partition.update(map(_source, batch.items))
             self.summary.batches += 1
             self._delivery.submit(batch)
 
@@ -632,9 +647,9 @@ class Pipeline:
         batch = result.batch
         self._in_flight.pop(id(batch), None)
         self.summary.requests += result.requests
-        for item in batch.items:
-            self._in_flight_by_partition[item.source] -= 1
-            self._pending_bytes -= len(item.payload)
+        sources = Counter(map(_source, batch.items))  # counted in C, not per item in Python
+        self._in_flight_by_partition.subtract(sources)
+        self._pending_bytes -= sum(map(len, map(_payload, batch.items)))
         if result.fatal is not None:
             if self._fatal is None:
                 self._fatal = result.fatal
@@ -884,6 +899,10 @@ class Pipeline:
         self._update_gauges()
         self._closing = True
         consumer.close()
+
+
+_source = operator.attrgetter("source")
+_payload = operator.attrgetter("payload")
 
 
 def coordinates(message: Message) -> tuple[TopicPartitionKey, int]:

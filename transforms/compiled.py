@@ -13,8 +13,8 @@ from types import MappingProxyType
 from typing import Final
 
 from transforms import identity
+from transforms.capi_rules import ACTION_SOURCES
 from transforms.event_mapping import (
-    ACTION_SOURCES,
     CAPI_EVENT_TYPES,
     DEFAULT_EVENT_MAPPING,
     translate_action_source,

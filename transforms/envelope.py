@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from transforms.capi_rules import APP_EVENT_TYPES
 from transforms.compiled import CompiledMapping
 from transforms.event_mapping import (
-    APP_EVENT_TYPES,
     CAPI_EVENT_TYPES,
     DATA_SHAPES,
     SHAPES_WITH_CONTENTS,
@@ -217,14 +217,22 @@ def _content(
 ) -> dict[str, Any] | Failed:
     values = compiled.item_reader.read(item)
     content: dict[str, Any] = {}
+    # Plain strings first, without a call: they are what producers send (same as `non_blank`).
     item_id = values[compiled.item_id]
-    if isinstance(item_id, int) and not isinstance(item_id, bool):
+    if item_id.__class__ is str:
+        if item_id := item_id.strip():
+            content["id"] = item_id
+    elif isinstance(item_id, int) and not isinstance(item_id, bool):
         content["id"] = str(item_id)
     elif text_id := non_blank(item_id):
         content["id"] = text_id
-    if name := non_blank(values[compiled.item_name]):
+    name = values[compiled.item_name]
+    if name := name.strip() if name.__class__ is str else non_blank(name):
         content["name"] = name
-    content["content_type"] = non_blank(values[compiled.item_content_type]) or default_content_type
+    content_type = values[compiled.item_content_type]
+    if content_type.__class__ is not str or not (content_type := content_type.strip()):
+        content_type = non_blank(content_type) or default_content_type
+    content["content_type"] = content_type
     raw_quantity = values[compiled.item_quantity]
     if raw_quantity is not None:
         quantity = to_whole_number(raw_quantity)
@@ -240,6 +248,16 @@ def _content(
     for slot in compiled.item_currency:
         if (raw_currency := values[slot]) is not None:
             break
+    # The usual item, priced in the event currency (implicitly or repeating it): what `_money`
+    # returns then, without its general checks.
+    if event_exponent is not None and (raw_currency is None or raw_currency == event_currency):
+        amount = None if raw_amount is None else to_minor_units(raw_amount, event_exponent)
+        if amount is not None or raw_amount is None:
+            if amount is not None:
+                content["amount"] = amount
+            if raw_currency is not None:
+                content["currency"] = event_currency
+            return content
     money = _money(raw_amount, raw_currency, event_currency, event_exponent, index)
     if isinstance(money, Failed):
         return money
@@ -278,9 +296,16 @@ def _money(
             amount = to_minor_units(raw_amount, fallback_exponent)
             if amount is not None:
                 return amount, None
-    currency = None if raw_currency is None else parse_currency(raw_currency)
-    pricing_currency = currency or fallback_currency
-    exponent = None if pricing_currency is None else currency_exponent(pricing_currency)
+    if raw_currency is None:
+        currency = None
+    elif raw_currency == fallback_currency:  # an item repeating the event currency: parsed already
+        currency = fallback_currency
+    else:
+        currency = parse_currency(raw_currency)
+    if currency is None or currency is fallback_currency:
+        pricing_currency, exponent = fallback_currency, fallback_exponent
+    else:
+        pricing_currency, exponent = currency, currency_exponent(currency)
     amount = None
     if raw_amount is not None:
         # With no usable exponent yet, still tell a number from garbage, in the contract's order.

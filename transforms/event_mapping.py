@@ -5,28 +5,11 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-# The 13 event types the API accepts, each with the `data.type` shape it requires.
-DATA_SHAPES: Final = MappingProxyType(
-    {
-        "appointment_scheduled": "customer_action",
-        "app_installed": "customer_action",
-        "app_opened": "customer_action",
-        "checkout_started": "contents",
-        "contents_viewed": "contents",
-        "custom": "custom",
-        "items_added": "contents",
-        "lead_created": "customer_action",
-        "order_created": "contents",
-        "page_viewed": "contents",
-        "registration_completed": "customer_action",
-        "subscription_created": "plan_enrollment",
-        "trial_started": "plan_enrollment",
-    }
-)
-CAPI_EVENT_TYPES: Final = frozenset(DATA_SHAPES)
+from transforms.capi_rules import EVENT_TYPES, SHAPE_BY_TYPE
 
-# App lifecycle events: the API requires `action_source: mobile_app` on them.
-APP_EVENT_TYPES: Final = frozenset({"app_installed", "app_opened"})
+# The API's tables live in `capi_rules` (one source of truth with the sandbox).
+DATA_SHAPES: Final = SHAPE_BY_TYPE
+CAPI_EVENT_TYPES: Final = EVENT_TYPES
 
 # Shapes that may carry `data.contents` and `data.plan_id`.
 SHAPES_WITH_CONTENTS: Final = frozenset({"contents", "plan_enrollment", "custom"})
@@ -44,10 +27,6 @@ DEFAULT_EVENT_MAPPING: Final = MappingProxyType(
         "view_item": "contents_viewed",
         **{event_type: event_type for event_type in DATA_SHAPES},
     }
-)
-
-ACTION_SOURCES: Final = frozenset(
-    {"web", "mobile_app", "offline", "physical_store", "phone_call", "email", "other"}
 )
 
 # CA purchase `type` values and OpenAI's own names → CAPI `action_source` (keys lower case).

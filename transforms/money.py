@@ -31,8 +31,16 @@ _DECIMAL_TEXT: Final = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?")
 _WHOLE_TEXT: Final = re.compile(r"[+-]?[0-9]+(?:\.0+)?")
 
 
+# The spellings producers actually send (`EUR`, `eur`), looked up without strip() and upper().
+_CURRENCY_SPELLINGS: Final = {
+    spelling: code for code in CURRENCY_EXPONENTS for spelling in (code, code.lower())
+}
+
+
 def parse_currency(value: object) -> str | None:
     """Trimmed, upper-cased active ISO 4217 alpha-3 code, else None."""
+    if value.__class__ is str and (known := _CURRENCY_SPELLINGS.get(value)) is not None:
+        return known
     if isinstance(value, str):
         code = value.strip().upper()
         if code in CURRENCY_EXPONENTS:
