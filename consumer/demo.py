@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-import orjson
-import yaml
 
 from consumer.config import AppConfig
 from consumer.embedded_broker import EmbeddedBroker
@@ -46,24 +41,39 @@ def demo_config(bootstrap: str, sandbox_url: str) -> dict[str, Any]:
     }
 
 
-def _print_summary(summary: dict[str, Any], stats: dict[str, Any], config_path: Path) -> None:
-    line = "-" * 60
+def _print_summary(summary: dict[str, Any], stats: dict[str, Any], dlq_topic: str) -> None:
+    rows: list[tuple[str, object]] = [
+        ("events read", summary["read"]),
+        ("delivered (accepted by the API)", summary["delivered"]),
+    ]
+    rows += [(f"skipped: {reason}", n) for reason, n in sorted(summary["skipped"].items())]
+    rows += [
+        (f"dead-lettered: {reason}", n) for reason, n in sorted(summary["dead_lettered"].items())
+    ]
+    rows += [
+        ("HTTP requests (batches)", f"{summary['requests']} ({summary['batches']})"),
+        ("throughput", f"{summary['events_per_s']:,.0f} events/s"),
+    ]
+    settled = (
+        summary["delivered"]
+        + sum(summary["skipped"].values())
+        + sum(summary["dead_lettered"].values())
+    )
+    line = "-" * 64
     print(line)
-    print("openai-capi-consumer demo: summary")
+    print("openai-capi-consumer demo")
     print(line)
-    print(f"events read            {summary['read']:>8}")
-    print(f"delivered (accepted)   {summary['delivered']:>8}")
-    for reason, count in sorted(summary["skipped"].items()):
-        print(f"skipped: {reason:<22}{count:>6}")
-    for reason, count in sorted(summary["dead_lettered"].items()):
-        print(f"dead-lettered: {reason:<16}{count:>6}")
-    print(f"HTTP batches           {summary['batches']:>8}  ({summary['requests']} requests)")
-    print(f"throughput             {summary['events_per_s']:>8} events/s")
+    for label, value in rows:
+        print(f"{label:<44}{value!s:>20}")
     print(line)
-    print("the sandbox (a strict local OpenAI CAPI) stored:")
-    print(orjson.dumps(stats, option=orjson.OPT_INDENT_2).decode())
+    print(
+        f"sandbox (a strict local OpenAI CAPI): {stats['stored']} events stored, "
+        f"{stats['duplicates']} duplicates, {sum(stats['rejected'].values())} requests rejected"
+    )
+    print(f"dead-letter topic '{dlq_topic}': every invalid event, with its reason")
+    verdict = "every event accounted for" if settled == summary["read"] else "EVENTS MISSING"
+    print(f"{verdict}: {settled} of {summary['read']} settled, offsets committed")
     print(line)
-    print(f"config used: {config_path}  (try: capi-consumer config check --config {config_path})")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -74,12 +84,9 @@ def command(args: argparse.Namespace) -> int:
     sandbox_settings = SandboxSettings.model_validate(
         {"pixels": [{"pixel_id": DEMO_PIXEL, "api_keys": [DEMO_KEY]}]}
     )
-    workdir = Path(tempfile.mkdtemp(prefix="capi-demo-"))
     print("starting the embedded Kafka broker and the CAPI sandbox ...", flush=True)
     with EmbeddedBroker() as broker, SandboxThread(sandbox_settings) as sandbox:
         raw = demo_config(broker.bootstrap_servers, sandbox.url)
-        config_path = workdir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         config = AppConfig.model_validate(raw)
         report = produce_events(config, TOPIC, events)
         print(
@@ -92,6 +99,6 @@ def command(args: argparse.Namespace) -> int:
             log.error("the demo run ended early", extra={"reason": reason})
             return 1
         _print_summary(
-            pipeline.summary.as_dict(), sandbox.call(lambda state: state.stats()), config_path
+            pipeline.summary.as_dict(), sandbox.call(lambda state: state.stats()), config.dlq.topic
         )
     return 0
