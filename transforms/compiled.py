@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from transforms import identity
 from transforms.capi_rules import ACTION_SOURCES
@@ -202,25 +202,48 @@ class CompiledMapping:
     timestamp: int
     consent: int
     custom_event_name: Chain
-    oppref: Chain
-    action_source: Chain
-    source_url: Chain
-    opt_out: Chain
-    # (key, chain, is a list field) in output order.
-    user_fields: tuple[tuple[str, Chain, bool], ...]
+    # Values → (oppref, source_url, action_source, opt_out), each converted or None.
+    read_envelope: Callable[[tuple[Any, ...]], tuple[Any, Any, Any, Any]]
+    # Values → the `user` object: its fields in output order, those with a usable value.
+    read_user: Callable[[tuple[Any, ...]], dict[str, Any]]
     amount: int
     currency: int
     plan_id: Chain
     items: int
     # The event's own `content_type`, tried after the item's (-1 once that is configured).
     event_content_type: int
+    # Reads an item's (id, name, content_type, quantity, amount, currency), each the first
+    # source of its chain that is not None.
     item_reader: PathReader
-    item_id: int
-    item_name: int
-    item_content_type: int
-    item_quantity: int
-    item_amount: tuple[int, ...]
-    item_currency: tuple[int, ...]
+
+
+def _chains_function(
+    name: str, chains: Iterable[tuple[Chain, str]], setup: str, result: str
+) -> Callable[[tuple[Any, ...]], Any]:
+    """A generated function of an event's values that runs `store` (a statement reading `value`)
+    with the first usable value of each chain, after `setup`, and returns `result`.
+
+    Straight-line code (one `if`/`elif` per source, values by constant index) instead of loops
+    over the chains: this runs for every event, and the loops' tuple unpacking was its main cost.
+    Keys enter the source only through `repr`; converters through the namespace.
+    """
+    namespace: dict[str, Any] = {}
+    lines = [f"def {name}(values):", f"    {setup}"]
+    for chain, store in chains:
+        keyword = "if"
+        for index, convert in chain:
+            converter = f"convert{len(namespace)}"
+            namespace[converter] = convert
+            lines.append(
+                f"    {keyword} (raw := values[{index}]) is not None"
+                f" and (value := {converter}(raw)) is not None:"
+            )
+            lines.append(f"        {store}")
+            keyword = "elif"
+    lines.append(f"    return {result}")
+    exec(compile("\n".join(lines), f"<{name}>", "exec"), namespace)
+    function: Callable[[tuple[Any, ...]], Any] = namespace[name]
+    return function
 
 
 def _path(dotted: str) -> Path:
@@ -261,7 +284,10 @@ def compile_mapping(
         return tuple((_path(dotted), convert) for dotted, convert in spec.chain)
 
     resolved = {field: sources(field) for field in _FIELDS}
-    url_convert = partial(sanitize_source_url, keep_query=keep_url_query)
+    # The default setting without a `partial`: its keyword call added a quarter to each URL.
+    url_convert = (
+        partial(sanitize_source_url, keep_query=True) if keep_url_query else sanitize_source_url
+    )
     resolved["source_url"] = tuple((path, url_convert) for path, _ in resolved["source_url"])
     item_fields = [field for field in resolved if field.startswith("data.contents.X.")]
     event_reader = PathReader(
@@ -273,7 +299,14 @@ def compile_mapping(
             for path, _ in links
         ]
     )
-    item_reader = PathReader(path for field in item_fields for path, _ in resolved[field])
+    # In `CompiledMapping.item_reader` order: id, name, content_type, quantity, amount, currency.
+    item_reader = PathReader(
+        [],
+        outputs=[
+            [path for path, _ in resolved[f"data.contents.X.{name}"]]
+            for name in ("id", "name", "content_type", "quantity", "amount", "currency")
+        ],
+    )
 
     def chain(field: str, reader: PathReader = event_reader) -> Chain:
         return tuple((reader.index[path], convert) for path, convert in resolved[field])
@@ -285,9 +318,19 @@ def compile_mapping(
         (index,) = slots(field, reader)
         return index
 
-    user_fields = tuple(
-        (key, chain(f"user.{key}"), key not in _USER_SCALAR_FIELDS)
-        for key in _USER_LIST_FIELDS + _USER_SCALAR_FIELDS
+    envelope_fields = ("oppref", "source_url", "action_source", "opt_out")
+    read_envelope = _chains_function(
+        "read_envelope",
+        [(chain(field), f"{field} = value") for field in envelope_fields],
+        f"{' = '.join(envelope_fields)} = None",
+        ", ".join(envelope_fields),
+    )
+    read_user = _chains_function(
+        "read_user",
+        [(chain(f"user.{key}"), f"user[{key!r}] = [value]") for key in _USER_LIST_FIELDS]
+        + [(chain(f"user.{key}"), f"user[{key!r}] = value") for key in _USER_SCALAR_FIELDS],
+        "user = {}",
+        "user",
     )
     return CompiledMapping(
         event_types=MappingProxyType({**DEFAULT_EVENT_MAPPING, **event_mapping}),
@@ -299,11 +342,8 @@ def compile_mapping(
         timestamp=slot("timestamp_ms"),
         consent=event_reader.index[CONSENT_PATH],
         custom_event_name=chain("custom_event_name"),
-        oppref=chain("oppref"),
-        action_source=chain("action_source"),
-        source_url=chain("source_url"),
-        opt_out=chain("opt_out"),
-        user_fields=user_fields,
+        read_envelope=read_envelope,
+        read_user=read_user,
         amount=slot("data.amount"),
         currency=slot("data.currency"),
         plan_id=chain("data.plan_id"),
@@ -312,10 +352,4 @@ def compile_mapping(
         if "data.contents.X.content_type" in field_mapping
         else event_reader.index[_EVENT_CONTENT_TYPE],
         item_reader=item_reader,
-        item_id=slot("data.contents.X.id", item_reader),
-        item_name=slot("data.contents.X.name", item_reader),
-        item_content_type=slot("data.contents.X.content_type", item_reader),
-        item_quantity=slot("data.contents.X.quantity", item_reader),
-        item_amount=slots("data.contents.X.amount", item_reader),
-        item_currency=slots("data.contents.X.currency", item_reader),
     )

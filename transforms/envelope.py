@@ -20,7 +20,14 @@ from transforms.event_mapping import (
     SHAPES_WITH_PLAN_ID,
 )
 from transforms.identity import non_blank
-from transforms.money import currency_exponent, parse_currency, to_minor_units, to_whole_number
+from transforms.money import (
+    INT64_MAX,
+    INT64_MIN,
+    currency_exponent,
+    parse_currency,
+    to_minor_units,
+    to_whole_number,
+)
 from transforms.outcomes import Failed, Mapped, Outcome, Skipped
 from transforms.paths import pick
 from transforms.timestamps import WINDOW_FUTURE_MS, WINDOW_PAST_MS, parse_timestamp_ms
@@ -68,7 +75,12 @@ def _map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome
     if raw_timestamp is None:
         timestamp_ms = now_ms
     else:
-        parsed = parse_timestamp_ms(raw_timestamp)
+        # The usual timestamp, epoch ms as a plain int, without the call.
+        parsed: int | None
+        if raw_timestamp.__class__ is int and raw_timestamp >= 0:
+            parsed = raw_timestamp
+        else:
+            parsed = parse_timestamp_ms(raw_timestamp)
         if parsed is None:
             return Failed(
                 "invalid_value",
@@ -104,12 +116,10 @@ def _map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome
             )
         capi["custom_event_name"] = name
 
-    oppref = pick(values, compiled.oppref)
+    oppref, source_url, action_source, opt_out = compiled.read_envelope(values)
     if oppref is not None:
         capi["oppref"] = oppref
 
-    source_url = pick(values, compiled.source_url)
-    action_source = pick(values, compiled.action_source)
     if event_type in APP_EVENT_TYPES:
         # The API requires mobile_app on app events; the configured default does not apply.
         if action_source is None:
@@ -132,19 +142,10 @@ def _map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome
     if source_url is not None:
         capi["source_url"] = source_url
 
-    opt_out = pick(values, compiled.opt_out)
     if opt_out is not None:
         capi["opt_out"] = opt_out
 
-    user: dict[str, Any] = {}
-    for key, chain, as_list in compiled.user_fields:
-        for index, convert in chain:  # `pick`, inlined: this loop is the hot path
-            raw = values[index]
-            if raw is not None:
-                value = convert(raw)
-                if value is not None:
-                    user[key] = [value] if as_list else value
-                    break
+    user = compiled.read_user(values)
     if user:
         capi["user"] = user
 
@@ -193,11 +194,12 @@ def _data(
                 event_content_type = non_blank(values[compiled.event_content_type]) or "product"
             exponent = None if currency is None else currency_exponent(currency)
             contents = []
+            read_item = compiled.item_reader.read
             for index, item in enumerate(items):
                 # A null or non-object entry has nothing to map; indexes stay those of `items`.
                 if isinstance(item, dict):
                     content = _content(
-                        item, index, compiled, event_content_type, currency, exponent
+                        read_item(item), index, event_content_type, currency, exponent
                     )
                     if isinstance(content, Failed):
                         return content
@@ -208,17 +210,16 @@ def _data(
 
 
 def _content(
-    item: dict[str, Any],
+    fields: tuple[Any, ...],
     index: int,
-    compiled: CompiledMapping,
     default_content_type: str,
     event_currency: str | None,
     event_exponent: int | None,
 ) -> dict[str, Any] | Failed:
-    values = compiled.item_reader.read(item)
+    """One item, from the fields `CompiledMapping.item_reader` read of it."""
+    item_id, name, content_type, raw_quantity, raw_amount, raw_currency = fields
     content: dict[str, Any] = {}
     # Plain strings first, without a call: they are what producers send (same as `non_blank`).
-    item_id = values[compiled.item_id]
     if item_id.__class__ is str:
         if item_id := item_id.strip():
             content["id"] = item_id
@@ -226,28 +227,23 @@ def _content(
         content["id"] = str(item_id)
     elif text_id := non_blank(item_id):
         content["id"] = text_id
-    name = values[compiled.item_name]
     if name := name.strip() if name.__class__ is str else non_blank(name):
         content["name"] = name
-    content_type = values[compiled.item_content_type]
     if content_type.__class__ is not str or not (content_type := content_type.strip()):
         content_type = non_blank(content_type) or default_content_type
     content["content_type"] = content_type
-    raw_quantity = values[compiled.item_quantity]
     if raw_quantity is not None:
-        quantity = to_whole_number(raw_quantity)
+        # The usual quantity, a plain int in range, without the call.
+        quantity: int | None
+        if raw_quantity.__class__ is int and INT64_MIN <= raw_quantity <= INT64_MAX:
+            quantity = raw_quantity
+        else:
+            quantity = to_whole_number(raw_quantity)
         if quantity is None:
             return Failed(
                 "invalid_value", f"data.contents[{index}].quantity", "must be a whole number"
             )
         content["quantity"] = quantity
-    raw_amount = raw_currency = None
-    for slot in compiled.item_amount:
-        if (raw_amount := values[slot]) is not None:
-            break
-    for slot in compiled.item_currency:
-        if (raw_currency := values[slot]) is not None:
-            break
     # The usual item, priced in the event currency (implicitly or repeating it): what `_money`
     # returns then, without its general checks.
     if event_exponent is not None and (raw_currency is None or raw_currency == event_currency):

@@ -53,5 +53,8 @@ _ACTION_SOURCE_SYNONYMS: Final = MappingProxyType(
 def translate_action_source(value: object) -> str | None:
     """The CAPI action source a CA value stands for (case-insensitive, trimmed), else None."""
     if isinstance(value, str):
-        return _ACTION_SOURCE_SYNONYMS.get(value.strip().lower())
+        # Most values are spelled as the keys are: looked up as they come first.
+        return _ACTION_SOURCE_SYNONYMS.get(value) or _ACTION_SOURCE_SYNONYMS.get(
+            value.strip().lower()
+        )
     return None

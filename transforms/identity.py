@@ -6,20 +6,44 @@ unusable: invalid identity values are dropped, never errors.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 import string
 import unicodedata
 from collections.abc import Callable
-from hashlib import sha256
-from typing import Final
+from hashlib import sha256 as _openssl_sha256
+from typing import TYPE_CHECKING, Final
 
 from transforms.codes import COUNTRY_ALPHA2, COUNTRY_ALPHA3_TO_ALPHA2
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
+
+def _builtin_sha256() -> Callable[[bytes], HASH]:
+    """CPython's own SHA-256 (the same digest), else hashlib's (OpenSSL).
+
+    For identity-sized inputs the built-in costs ~25 % less per call than OpenSSL's through
+    hashlib, mostly context set-up; five hashes per event make that worth a lookup. The module
+    is `_sha256` up to Python 3.11, `_sha2` since 3.12.
+    """
+    for module in ("_sha256", "_sha2"):
+        try:
+            builtin: Callable[[bytes], HASH] = importlib.import_module(module).sha256
+        except (ImportError, AttributeError):  # pragma: no cover - other builds
+            continue
+        return builtin
+    return _openssl_sha256  # pragma: no cover
+
+
+sha256: Final = _builtin_sha256()
 
 # Every character Python counts as whitespace (all of them live in the Basic Multilingual Plane).
 _WHITESPACE: Final = "".join(chr(code) for code in range(0x10000) if chr(code).isspace())
 _PHONE_SEPARATORS: Final = str.maketrans("", "", _WHITESPACE + "().-")
 _NAME_NOISE: Final = str.maketrans("", "", _WHITESPACE + string.punctuation)
+_ASCII_NAME_NOISE: Final = bytes(code for code in _NAME_NOISE if code < 128)
 _HEX_DIGITS: Final = frozenset(string.hexdigits)
 _POSTAL_CODE: Final = re.compile(r"[A-Za-z0-9 -]{1,32}")
 _IPV4_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -40,7 +64,12 @@ def hashed(normalize: Callable[[object], str | None]) -> Callable[[object], str 
 
     def convert(value: object) -> str | None:
         normalized = normalize(value)
-        return None if normalized is None else sha256_hex(normalized)
+        if normalized is None:
+            return None
+        try:  # `sha256_hex`, inlined: this runs for every identity field of every event
+            return sha256(normalized.encode()).hexdigest()
+        except UnicodeEncodeError:
+            return None
 
     return convert
 
@@ -69,6 +98,11 @@ def normalize_phone(value: object) -> str | None:
     """Drop whitespace ( ) . -, a leading `+`, then leading zeros; 8–15 ASCII digits remain."""
     if not isinstance(value, str):
         return None
+    # The usual number is digits already, with or without its `+`.
+    bare = value[1:] if value[:1] == "+" else value
+    if bare.isdigit() and bare.isascii():
+        bare = bare.lstrip("0")
+        return bare if 8 <= len(bare) <= 15 else None
     # Chained replace is several times faster than translate for the usual ASCII separators.
     digits = value.replace(" ", "").replace("-", "").replace("(", "").replace(")", "")
     digits = digits.replace(".", "")
@@ -100,6 +134,8 @@ def normalize_name(value: object) -> str | None:
     value = value.lower()
     if value.isalpha():  # the usual case: nothing to remove
         return value
+    if value.isascii():  # `bytes.translate` deletes twice as fast as the `str` table
+        return value.encode().translate(None, _ASCII_NAME_NOISE).decode() or None
     return value.translate(_NAME_NOISE) or None
 
 
@@ -125,6 +161,8 @@ def normalize_postal_code(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     code = value.strip()
+    if code.isalnum() and code.isascii() and len(code) <= 32:  # the usual code, without regex
+        return code
     return code if _POSTAL_CODE.fullmatch(code) else None
 
 

@@ -6,20 +6,28 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_URL_UP_TO_PATH: Final = re.compile(
-    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)"
-    r"(?:[^/?#]*@)?"  # user info (`user:password@`): credentials, never sent
+_SCHEME: Final = r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)"
+_USER_INFO: Final = r"(?:[^/?#]*@)?"  # user info (`user:password@`): credentials, never sent
+_HOST_TO_PATH: Final = (
     r"(?P<host>(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00-\x1f\x7f/?#@\[\]\\<>^`{|}\":]+)(?::[0-9]*)?)"
     r"(?P<path>(?:/[^?#]*)?)"
     r"(?=[?#]|\Z)"
 )
+_URL_UP_TO_PATH: Final = re.compile(_SCHEME + _USER_INFO + _HOST_TO_PATH)
+# The same without user info: what the pattern above matches when the URL holds no `@`.
+_URL_WITHOUT_USER_INFO: Final = re.compile(_SCHEME + _HOST_TO_PATH)
 
 
-def sanitize_source_url(value: object, keep_query: bool) -> str | None:
+def sanitize_source_url(value: object, keep_query: bool = False) -> str | None:
     """The URL to send, or None when `value` is not an http(s) URL with a host."""
     if not isinstance(value, str):
         return None
     url = value.strip()
+    if "@" not in url:  # the usual URL: nothing to cut out, so the result is one slice of it
+        short = _URL_WITHOUT_USER_INFO.match(url)
+        if short is None:
+            return None
+        return url if keep_query else url[: short.end()]
     match = _URL_UP_TO_PATH.match(url)
     if match is None:
         return None

@@ -6,7 +6,7 @@ import math
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from transforms.codes import CURRENCY_EXPONENTS
@@ -129,6 +129,8 @@ def test_every_currency_converts_exactly(currency: str, digits: int, data: st.Da
     places = data.draw(st.integers(min_value=0, max_value=exponent))
     amount = Decimal(digits).scaleb(-places)
     expected = int(amount.scaleb(exponent))
+    # Beyond a signed 64-bit integer the contract answers None (the API takes int64 amounts).
+    assume(abs(expected) <= 2**63 - 1)
     assert to_minor_units(str(amount), exponent) == expected
     assert to_minor_units(amount, exponent) == expected
     as_float = float(amount)
