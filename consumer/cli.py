@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_commands = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     p = cfg_commands.add_parser("check", help="validate; print the effective config, masked")
     _config_arg(p, required=False)
+    p.add_argument(
+        "--mapping-only",
+        action="store_true",
+        help="check only the mapping keys (what `map` needs), not what `run` needs",
+    )
     p.set_defaults(handler=config_check)
 
     p = commands.add_parser("demo", help="end to end on an embedded broker and the sandbox")
@@ -137,6 +142,8 @@ def config_check(args: argparse.Namespace) -> int:
     from consumer.config import masked
 
     config = load_or_exit(args.config)
+    if not args.mapping_only:
+        config.require_for_run()  # a ConfigError: one line naming the key, exit 2
     print(yaml.safe_dump(masked(config), sort_keys=False), end="")
     return EXIT_OK
 

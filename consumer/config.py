@@ -20,7 +20,18 @@ from consumer.sandbox.settings import SandboxSettings
 from transforms.settings import MappingSettings
 
 ENV_PREFIX = "CAPI_CONSUMER_"
-_SECRET_WORDS = ("password", "secret", "key", "token", "user.info", "credentials")
+_SECRET_WORDS = (
+    "password",
+    "secret",
+    "key",
+    "token",
+    "user.info",
+    "credentials",
+    "oauthbearer.config",
+)
+# Map keys kept as written in environment overrides: CA event names are case-sensitive, and
+# CAPI field paths use `X` for the item index. Every other part of a name is lowercased.
+_CASE_KEPT_MAPS = ("event_mapping", "field_mapping")
 
 
 class ConfigError(Exception):
@@ -211,7 +222,9 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
             continue
-        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        parts = name[len(ENV_PREFIX) :].split("__")
+        top = parts[0].lower()
+        path = [top] + [p if top in _CASE_KEPT_MAPS else p.lower() for p in parts[1:]]
         node = tree
         for part in path[:-1]:
             child = node.setdefault(part, {})
@@ -255,7 +268,13 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError("", f"configuration error: {path} is not valid YAML: {exc}") from None
+            # Only the position and the problem: PyYAML's text quotes the line, maybe a secret.
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(
+                "", f"configuration error: {path} is not valid YAML{where}: {problem}"
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -39,7 +39,16 @@ log = logging.getLogger("consumer.delivery")
 
 FATAL_STATUSES = frozenset({401, 403, 404, 501})
 _REDACTED_FIELDS = ("oppref", "source_url")
-_REDACTED_USER_FIELDS = ("ip_address", "user_agent", "obref")
+# Every user value sent in clear (the hashed lists are digests of normalized values).
+_REDACTED_USER_FIELDS = (
+    "ip_address",
+    "user_agent",
+    "obref",
+    "android_advertising_id",
+    "cities",
+    "regions",
+    "postal_codes",
+)
 
 
 class FatalDeliveryError(Exception):
@@ -107,9 +116,10 @@ def redact(message: str, items: list[Pending]) -> str:
     for item in items:
         event = item.event
         user = event.get("user") or {}
-        values = [event.get(k) for k in _REDACTED_FIELDS] + [
-            user.get(k) for k in _REDACTED_USER_FIELDS
-        ]
+        values: list[Any] = [event.get(k) for k in _REDACTED_FIELDS]
+        for name in _REDACTED_USER_FIELDS:
+            value = user.get(name)
+            values.extend(value if isinstance(value, list) else [value])
         for value in values:
             if isinstance(value, str) and len(value) >= 3 and value in message:
                 message = message.replace(value, "[redacted]")
