@@ -90,12 +90,12 @@ class Batcher:
         self._open.clear()
         return batches
 
-    def remove_partitions(self, keys: set[TopicPartitionKey]) -> int:
-        """Drop unsent events of revoked partitions (they will be redelivered); count them."""
-        dropped = 0
+    def remove_partitions(self, keys: set[TopicPartitionKey]) -> list[Pending]:
+        """Drop unsent events of revoked partitions (they will be redelivered); return them."""
+        dropped: list[Pending] = []
         for pixel_id, batch in list(self._open.items()):
             kept = [item for item in batch.items if item.source not in keys]
-            dropped += len(batch.items) - len(kept)
+            dropped += [item for item in batch.items if item.source in keys]
             if kept:
                 self._open[pixel_id] = batch.with_items(kept)
             else:

@@ -208,7 +208,13 @@ class AppConfig(MappingSettings):
             raise ConfigError("capi.api_key", "required (or capi.api_key_file)")
         if self.capi.api_key_file is not None and not Path(self.capi.api_key_file).is_file():
             raise ConfigError("capi.api_key_file", f"no such file: {self.capi.api_key_file}")
-        self.kafka_client_settings()
+        strategy = str(self.kafka_client_settings().get("partition.assignment.strategy", ""))
+        if "cooperative" in strategy:
+            # Commits on revoke, pause/resume and bounded runs assume the eager protocol.
+            raise ConfigError(
+                "kafka.settings.partition.assignment.strategy",
+                "cooperative rebalancing is not supported; use range or roundrobin",
+            )
         self.registry_client_settings()
         for index, route in enumerate(self.capi.routes):
             key_source = route.api_key or route.api_key_file

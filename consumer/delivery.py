@@ -38,17 +38,6 @@ from transforms import capi_rules
 log = logging.getLogger("consumer.delivery")
 
 FATAL_STATUSES = frozenset({401, 403, 404, 501})
-_REDACTED_FIELDS = ("oppref", "source_url")
-# Every user value sent in clear (the hashed lists are digests of normalized values).
-_REDACTED_USER_FIELDS = (
-    "ip_address",
-    "user_agent",
-    "obref",
-    "android_advertising_id",
-    "cities",
-    "regions",
-    "postal_codes",
-)
 
 
 class FatalDeliveryError(Exception):
@@ -102,8 +91,8 @@ def retry_after_seconds(header: str | None, now: float) -> float | None:
     if not header:
         return None
     header = header.strip()
-    if header.isdigit():
-        return float(header)
+    if header.isascii() and header.isdigit():
+        return float(int(header))
     try:
         when = email.utils.parsedate_to_datetime(header)
     except (TypeError, ValueError):
@@ -112,18 +101,35 @@ def retry_after_seconds(header: str | None, now: float) -> float | None:
 
 
 def redact(message: str, items: list[Pending]) -> str:
-    """Remove every raw value of these events that could be personal or an opaque reference."""
+    """Remove every value of these events from an API message (raw and JSON-escaped), so a
+    message that quotes the payload cannot carry an IP, a user agent, oppref, obref, a city...
+    Enumerations (type, action_source, currency, content_type) are kept: they explain errors."""
+    values: set[str] = set()
     for item in items:
-        event = item.event
-        user = event.get("user") or {}
-        values: list[Any] = [event.get(k) for k in _REDACTED_FIELDS]
-        for name in _REDACTED_USER_FIELDS:
-            value = user.get(name)
-            values.extend(value if isinstance(value, list) else [value])
-        for value in values:
-            if isinstance(value, str) and len(value) >= 3 and value in message:
-                message = message.replace(value, "[redacted]")
-    return message
+        _string_leaves(item.event, values)
+    for value in sorted(values, key=len, reverse=True):
+        escaped = orjson.dumps(value).decode()[1:-1]
+        for form in {value, escaped, escaped.replace("/", "\\/")}:  # JSON may escape "/"
+            if form in message:
+                message = message.replace(form, "[redacted]")
+    return message[:300]
+
+
+# API messages are read this far, redacted, then cut to 300 characters (never cut a value in
+# half before redacting it).
+_MESSAGE_READ = 8000
+_KEPT_KEYS = frozenset({"type", "action_source", "currency", "content_type"})
+
+
+def _string_leaves(node: Any, into: set[str], key: str = "") -> None:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            _string_leaves(value, into, name)
+    elif isinstance(node, list):
+        for value in node:
+            _string_leaves(value, into, key)
+    elif isinstance(node, str) and len(node) >= 3 and key not in _KEPT_KEYS:
+        into.add(node)
 
 
 def dlq_reason(violation: capi_rules.Violation) -> str:
@@ -142,17 +148,17 @@ def _api_message(body: bytes) -> str:
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:300].decode("utf-8", "replace")
+        return body[:_MESSAGE_READ].decode("utf-8", "replace")
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict):
             data = error
         elif isinstance(error, str):
-            return error[:300]
+            return error[:_MESSAGE_READ]
         parts = [str(data[k]) for k in ("field", "message", "detail") if data.get(k)]
         if parts:
-            return ": ".join(parts)[:300]
-    return str(data)[:300]
+            return ": ".join(parts)[:_MESSAGE_READ]
+    return str(data)[:_MESSAGE_READ]
 
 
 class Sender:
@@ -273,7 +279,7 @@ class Sender:
             self._metrics.batches.labels(pixel, "retried", cause).inc()
             self._metrics.retries.labels(pixel, cause).inc()
             delay = self._backoff(attempt)
-            if retry_after is not None:
+            if retry_after:  # `Retry-After: 0` would mean a tight loop: back off as usual
                 delay = min(retry_after, self._settings.retry.max_retry_after_s)
                 self._metrics.retry_after_seconds.labels(pixel).inc(delay)
             if status == 429:
@@ -303,12 +309,13 @@ class Sender:
             wait = self._pixel_resume_at.get(pixel, 0) - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            headers = {
-                "Authorization": f"Bearer {self._keys[pixel].get()}",
-                "Content-Type": "application/json",
-            }
             started = time.perf_counter()
             try:
+                # Inside the try: a key file being rotated is a transient fault like the network.
+                headers = {
+                    "Authorization": f"Bearer {self._keys[pixel].get()}",
+                    "Content-Type": "application/json",
+                }
                 async with self._session.post(
                     self._url, params={"pid": pixel}, data=body, headers=headers
                 ) as response:
@@ -317,7 +324,7 @@ class Sender:
                     retry_after = retry_after_seconds(
                         response.headers.get("Retry-After"), self._clock()
                     )
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except (aiohttp.ClientError, TimeoutError, OSError, UnicodeDecodeError) as exc:
                 return 0, type(exc).__name__, None
             finally:
                 self._metrics.request_seconds.labels(pixel).observe(time.perf_counter() - started)
@@ -364,7 +371,22 @@ class DeliveryThread:
         future.add_done_callback(self._futures.discard)
 
     async def _deliver(self, batch: Batch) -> None:
-        self.results.put(await self.sender.deliver(batch))
+        """Every submitted batch comes back as a result: an unexpected error is retried (the
+        same ids: the API deduplicates what a failed attempt had already delivered)."""
+        attempt = 0
+        while True:
+            try:
+                self.results.put(await self.sender.deliver(batch))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                log.error(
+                    "unexpected error delivering a batch; retrying",
+                    extra={"error": type(exc).__name__, "attempt": attempt},
+                )
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
 
     @property
     def in_flight(self) -> int:

@@ -13,11 +13,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import fastavro
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from schemas import load_schema
 
@@ -116,6 +116,17 @@ def headers_of(letter: DeadLetter) -> list[tuple[str, str | bytes | None]]:
     return headers
 
 
+# Errors no retry can fix: the topic or the permissions have to change.
+_PERMANENT = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.INVALID_RECORD,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+    }
+)
+
+
 @dataclass(slots=True)
 class _Write:
     letter: DeadLetter
@@ -142,6 +153,7 @@ class DeadLetterWriter:
         self._max_backoff_s = max_backoff_s
         self._retry: list[_Write] = []
         self.in_flight = 0
+        self.fatal_error: str | None = None  # a write that can never succeed
 
     @property
     def failing(self) -> bool:
@@ -157,15 +169,8 @@ class DeadLetterWriter:
             self.in_flight -= 1
             if error is None:
                 write.on_acked()
-                return
-            write.attempt += 1
-            delay = random.uniform(0, min(self._max_backoff_s, 0.2 * 2 ** min(write.attempt, 20)))
-            write.retry_at = self._clock() + delay
-            self._retry.append(write)
-            log.warning(
-                "DLQ write failed, will retry",
-                extra={"error": error.name(), "attempt": write.attempt, "delay_s": delay},
-            )
+            else:
+                self._failed(write, error)
 
         while True:
             try:
@@ -179,7 +184,35 @@ class DeadLetterWriter:
                 break
             except BufferError:
                 self._producer.poll(0.1)
+            except KafkaException as exc:
+                self._failed(write, exc.args[0])
+                return
         self.in_flight += 1
+
+    def _failed(self, write: _Write, error: KafkaError) -> None:
+        """Too large: park the letter without the original bytes (its coordinates and reason
+        still say where to find them). Not retriable: stop the service. Else retry later."""
+        letter = write.letter
+        if error.code() == KafkaError.MSG_SIZE_TOO_LARGE and letter.origin.value:
+            size = len(letter.origin.value)
+            message = f"{letter.message} (original value of {size} bytes too large for the DLQ)"
+            write.letter = replace(
+                letter, origin=replace(letter.origin, value=None), message=message
+            )
+            self._produce(write)
+            return
+        if error.fatal() or error.code() in _PERMANENT:
+            self.fatal_error = f"the dead-letter topic refuses writes: {error.name()}"
+            log.error("DLQ write refused for good", extra={"error": error.name()})
+            return
+        write.attempt += 1
+        delay = random.uniform(0, min(self._max_backoff_s, 0.2 * 2 ** min(write.attempt, 20)))
+        write.retry_at = self._clock() + delay
+        self._retry.append(write)
+        log.warning(
+            "DLQ write failed, will retry",
+            extra={"error": error.name(), "attempt": write.attempt, "delay_s": delay},
+        )
 
     def poll(self) -> None:
         """Serve delivery callbacks; re-send failed writes whose backoff has passed."""

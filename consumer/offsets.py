@@ -97,7 +97,7 @@ class OffsetTracker:
     def mark_committed(self, positions: dict[TopicPartitionKey, int]) -> None:
         for key, position in positions.items():
             state = self._partitions.get(key)
-            if state is not None:
+            if state is not None and (state.committed is None or position > state.committed):
                 state.committed = position
 
     def position(self, key: TopicPartitionKey) -> int | None:

@@ -11,6 +11,7 @@ acknowledged by the broker. Only the highest contiguous settled offset is commit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import operator
 import queue
@@ -263,6 +264,7 @@ class Pipeline:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "error_cb": self._on_kafka_error,
+                "on_commit": self._on_commit,
                 "logger": logging.getLogger("librdkafka.consumer"),
             }
         )
@@ -279,7 +281,14 @@ class Pipeline:
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
-            reason = self._loop(until_caught_up)
+            try:
+                reason = self._loop(until_caught_up)
+            except Exception:
+                # Commit what is settled and leave the group cleanly, then report the error.
+                self.summary.finished_at = time.monotonic()
+                with contextlib.suppress(Exception):
+                    self._shutdown("error")
+                raise
             self.summary.finished_at = time.monotonic()
             self._shutdown(reason)
             return reason
@@ -302,6 +311,8 @@ class Pipeline:
             self._dlq.poll()
             if self._fatal is not None:
                 return "fatal"
+            if self._fatal_error is None and self._dlq.fatal_error is not None:
+                self._fatal_error = self._dlq.fatal_error
             if self._fatal_error is not None:
                 log.error(self._fatal_error)
                 return "error"
@@ -388,6 +399,9 @@ class Pipeline:
     def _past_end(self, key: TopicPartitionKey, offset: int) -> bool:
         end = self._end_snapshot.get(key)
         if end is not None and offset >= end:
+            # A record at or past the end proves everything before it was read (offsets in
+            # between may be transaction markers that never arrive as records).
+            self._tracker.reached_end(key, end)
             if key not in self._finished_partitions:
                 self._finished_partitions.add(key)
                 assert self._consumer is not None
@@ -520,9 +534,10 @@ class Pipeline:
         field_path: str | None = None,
         status: int | None = None,
         pixel: str | None = None,
+        counted: bool = False,
     ) -> None:
         key, offset = coordinates(message)
-        self._note_dead_letter()
+        self._note_dead_letter(counted=counted)
         if self.plan is not None and self.plan.dry_run:
             self.summary.dead_lettered[reason] += 1
             self._tracker.settle(key, offset)
@@ -560,9 +575,11 @@ class Pipeline:
 
         self._dlq.write(letter, acked)
 
-    def _note_dead_letter(self) -> None:
-        """The DLQ breaker: more than `max_ratio` of the last `window` outcomes dead-lettered."""
-        self._outcomes_seen += 1
+    def _note_dead_letter(self, counted: bool) -> None:
+        """The DLQ breaker: more than `max_ratio` of the last `window` outcomes dead-lettered.
+        `counted`: the event was already counted once (mapped, then refused at send)."""
+        if not counted:
+            self._outcomes_seen += 1
         seen = self._outcomes_seen
         window = self.config.dlq.window
         dead = self._dead_seqs
@@ -625,6 +642,7 @@ class Pipeline:
                 describe(violation),
                 violation.field,
                 pixel=batch.pixel_id,
+                counted=True,
             )
         return batch.with_items(kept)
 
@@ -648,7 +666,11 @@ class Pipeline:
         self._in_flight.pop(id(batch), None)
         self.summary.requests += result.requests
         sources = Counter(map(_source, batch.items))  # counted in C, not per item in Python
-        self._in_flight_by_partition.subtract(sources)
+        in_flight = self._in_flight_by_partition
+        in_flight.subtract(sources)
+        for key in sources:
+            if key not in self._assigned:  # revoked meanwhile: its count was forgotten
+                in_flight.pop(key, None)
         self._pending_bytes -= sum(map(len, map(_payload, batch.items)))
         if result.fatal is not None:
             if self._fatal is None:
@@ -685,6 +707,7 @@ class Pipeline:
                 rejection.field,
                 rejection.status,
                 pixel,
+                counted=True,
             )
 
     # -- backpressure, commits, progress ------------------------------------------------------
@@ -738,17 +761,13 @@ class Pipeline:
         ]
         try:
             if asynchronous:
+                # Marked committed only when the broker confirms (`_on_commit`).
                 consumer.commit(offsets=offsets, asynchronous=True)
             else:
-                consumer.commit(offsets=offsets, asynchronous=False)
+                self._on_commit(None, consumer.commit(offsets=offsets, asynchronous=False))
         except KafkaException as exc:
             self.metrics.commits.labels("error").inc()
             log.warning("commit failed", extra={"error": str(exc)})
-            return
-        self._tracker.mark_committed(positions)
-        self.metrics.commits.labels("ok").inc()
-        for (topic, partition), position in positions.items():
-            self.metrics.committed_offset.labels(topic, str(partition)).set(position)
 
     def _update_gauges(self) -> None:
         consumer = self._consumer
@@ -815,14 +834,20 @@ class Pipeline:
         self._last_broker_check = now
         consumer = self._consumer
         assert consumer is not None
-        committed = consumer.committed([TopicPartition(*key) for key, _ in wanted], timeout=10)
-        positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
-        for key, end in wanted:
-            if positions.get(key, -1) >= end:
-                continue
-            low, _ = consumer.get_watermark_offsets(TopicPartition(*key), cached=False, timeout=10)
-            if low >= end:  # retention dropped everything we were asked to reach
-                continue
+        try:
+            committed = consumer.committed([TopicPartition(*k) for k, _ in wanted], timeout=10)
+            positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            for key, end in wanted:
+                if positions.get(key, -1) >= end:
+                    continue
+                low, _ = consumer.get_watermark_offsets(
+                    TopicPartition(*key), cached=False, timeout=10
+                )
+                if low >= end:  # retention dropped everything we were asked to reach
+                    continue
+                return False
+        except KafkaException as exc:  # a slow broker: ask again later
+            log.warning("caught-up check failed", extra={"error": str(exc)})
             return False
         return True
 
@@ -834,7 +859,9 @@ class Pipeline:
             self._tracker.assign((tp.topic, tp.partition))
             self._assigned.add((tp.topic, tp.partition))
         if self.plan is not None and self.plan.start_offsets:
-            committed = consumer.committed(partitions, timeout=10)
+            # A failure here raises out of consume(): the run stops and reports it (exit 1)
+            # rather than start a bounded run from a guessed position.
+            committed = consumer.committed(partitions, timeout=30)
             for tp, done in zip(partitions, committed, strict=True):
                 start = self.plan.start_offsets.get((tp.topic, tp.partition))
                 if done.offset < 0 and start is not None:
@@ -846,8 +873,7 @@ class Pipeline:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
         if not self._closing:
-            dropped = self._batcher.remove_partitions(keys)
-            self._stalled = [m for m in self._stalled if coordinates(m)[0] not in keys]
+            dropped = self._drop_unsent(keys)
             deadline = time.monotonic() + self.config.delivery.revoke_grace_s
             while time.monotonic() < deadline and any(
                 self._in_flight_by_partition[key] > 0 for key in keys
@@ -856,22 +882,50 @@ class Pipeline:
                 self._dlq.poll()
             log.info(
                 "partitions revoked",
-                extra={"partitions": _names(partitions), "unsent_dropped": dropped},
+                extra={"partitions": _names(partitions), "unsent_dropped": len(dropped)},
             )
         self._commit(asynchronous=False, keys=list(keys))
         self._forget(keys)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
-        self._batcher.remove_partitions(keys)
+        self._drop_unsent(keys)
         self._forget(keys)
         log.warning("partitions lost; nothing committed", extra={"partitions": _names(partitions)})
+
+    def _drop_unsent(self, keys: set[TopicPartitionKey]) -> list[Pending]:
+        """Unsent work of partitions this member no longer owns: their new owner reads it
+        again from the committed offset."""
+        dropped = self._batcher.remove_partitions(keys)
+        self._pending_bytes -= sum(map(len, map(_payload, dropped)))
+        self._stalled = [m for m in self._stalled if coordinates(m)[0] not in keys]
+        return dropped
 
     def _forget(self, keys: set[TopicPartitionKey]) -> None:
         for key in keys:
             self._tracker.forget(key)
             self._assigned.discard(key)
             self._in_flight_by_partition.pop(key, None)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The broker's answer to a commit: only confirmed positions count as committed."""
+        confirmed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in partitions
+            if tp.error is None and tp.offset >= 0
+        }
+        self._tracker.mark_committed(confirmed)
+        for (topic, partition), position in confirmed.items():
+            self.metrics.committed_offset.labels(topic, str(partition)).set(position)
+        failed = len(partitions) - len(confirmed)
+        if error is not None or failed:
+            self.metrics.commits.labels("error").inc()
+            log.warning(
+                "commit not confirmed; it is retried",
+                extra={"error": error.name() if error else None, "partitions": failed},
+            )
+        elif confirmed:
+            self.metrics.commits.labels("ok").inc()
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -884,7 +938,7 @@ class Pipeline:
         """Flush within the grace period, commit what is settled, leave the group."""
         consumer = self._consumer
         assert consumer is not None
-        if reason != "fatal":
+        if reason not in ("fatal", "error"):  # nothing new is sent when something is broken
             self._submit(self._batcher.drain())
             deadline = time.monotonic() + self.config.delivery.shutdown_grace_s
             while self._in_flight and time.monotonic() < deadline:

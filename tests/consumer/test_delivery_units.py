@@ -63,3 +63,27 @@ def test_routes_pick_the_pixel_by_a_field_value() -> None:
     assert router.pixel_of({"context": {"site": "de"}}) == "pixel-main"
     assert router.pixel_of({"context": None}) == "pixel-main"
     assert _Router(routes, default_pixel=None).pixel_of({}) is None
+
+
+def test_redaction_covers_lists_escaped_forms_and_keeps_enumerations() -> None:
+    event = {
+        "type": "order_created",
+        "source_url": "https://shop.example.com/a/b",
+        "user": {"cities": ["san francisco"], "postal_codes": ["94107"]},
+        "data": {"currency": "USD"},
+    }
+    item = Pending(b"{}", ("t", 0), 1, 0, event, None)
+    message = (
+        'order_created: city san francisco, zip 94107, url "https:\\/\\/shop.example.com\\/a\\/b"'
+        " in USD"
+    )
+    cleaned = redact(message, [item])
+    for raw in ("san francisco", "94107", "shop.example.com"):
+        assert raw not in cleaned
+    assert cleaned.startswith("order_created")
+    assert cleaned.endswith("USD")
+
+
+def test_unreadable_retry_after_is_ignored_not_raised() -> None:
+    assert retry_after_seconds("²", now=0) is None
+    assert retry_after_seconds("0", now=0) == 0.0
