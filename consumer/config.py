@@ -29,9 +29,14 @@ _SECRET_WORDS = (
     "credentials",
     "oauthbearer.config",
 )
-# Map keys kept as written in environment overrides: CA event names are case-sensitive, and
-# CAPI field paths use `X` for the item index. Every other part of a name is lowercased.
+# Map keys kept as written in environment overrides when they hold a lower-case letter
+# (`..._EVENT_MAPPING__PageView`): CA event names are case-sensitive, and CAPI field paths use
+# `X` for the item index. An all-upper-case part, the usual spelling, is lowercased.
 _CASE_KEPT_MAPS = ("event_mapping", "field_mapping")
+
+
+def _env_key(part: str, keep_case: bool) -> str:
+    return part if keep_case and part != part.upper() else part.lower()
 
 
 class ConfigError(Exception):
@@ -230,7 +235,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         parts = name[len(ENV_PREFIX) :].split("__")
         top = parts[0].lower()
-        path = [top] + [p if top in _CASE_KEPT_MAPS else p.lower() for p in parts[1:]]
+        path = [top] + [_env_key(part, keep_case=top in _CASE_KEPT_MAPS) for part in parts[1:]]
         node = tree
         for part in path[:-1]:
             child = node.setdefault(part, {})

@@ -98,3 +98,16 @@ def test_config_check_masks_secrets_and_exits_2_on_errors(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: kafka.nope: unknown key"
     assert result.stdout == ""
+
+
+def test_env_map_keys_keep_a_deliberate_case() -> None:
+    config = load_config(
+        None,
+        {
+            "CAPI_CONSUMER_EVENT_MAPPING__PURCHASE": "null",  # the usual upper case → purchase
+            "CAPI_CONSUMER_EVENT_MAPPING__PageView": "null",  # case-sensitive CA name, kept
+            "CAPI_CONSUMER_FIELD_MAPPING__data.contents.X.amount": "items.X.price",
+        },
+    )
+    assert config.event_mapping == {"purchase": None, "PageView": None}
+    assert config.field_mapping == {"data.contents.X.amount": "items.X.price"}
