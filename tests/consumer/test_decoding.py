@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-import orjson
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -31,25 +30,13 @@ from consumer.decoding import (
 )
 from consumer.registry_stub import RegistryStub
 from consumer.samples import generate_events
+from tests.consumer.records import exact
 
 NOW_MS = 1_773_892_800_000
 ENGINES = ["fastavro", "cavro"]
 PROJECT_SCHEMA = schemas.load_schema(schemas.TRACKING_EVENT)
 # Fail fast: a registry outage must surface as RegistryUnavailable, not as client retries.
 NO_RETRIES = {"max.retries": 0}
-
-
-def without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
-def exact(value: Any) -> bytes:
-    """Tells 1 from 1.0 (== does not); nulls and absent fields compare equal."""
-    return orjson.dumps(without_nulls(value), option=orjson.OPT_SORT_KEYS)
 
 
 def avro_body(schema: dict[str, Any], record: dict[str, Any]) -> bytes:

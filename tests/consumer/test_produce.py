@@ -25,6 +25,7 @@ from consumer.embedded_broker import EmbeddedBroker
 from consumer.produce import produce_events
 from consumer.registry_stub import RegistryStub
 from consumer.samples import generate_events
+from tests.consumer.records import without_nulls
 
 CLI = str(Path(sys.executable).with_name("capi-consumer"))
 DEADLINE_S = 30.0
@@ -74,14 +75,6 @@ def read_topic(broker: EmbeddedBroker, topic: str, count: int) -> list[Message]:
         return received
     finally:
         consumer.close()
-
-
-def without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
 
 
 def jsonl(*lines: Any) -> bytes:

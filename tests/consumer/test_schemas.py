@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +16,7 @@ import schemas
 from consumer.config import AppConfig, SchemaSettings
 from consumer.decoding import EXTRA_FIELD, DecodeFailure, Decoder, Encoder
 from consumer.samples import HOUR_MS, generate_events
+from tests.consumer.records import exact
 from transforms import Mapped, map_event
 from transforms.timestamps import parse_timestamp_ms
 
@@ -53,20 +53,6 @@ WORKED_EXAMPLE: dict[str, Any] = {
         {"id": "sku_123", "quantity": 1, "product": {"name": "Starter bundle", "price": 25.99}}
     ],
 }
-
-
-def without_nulls(value: Any) -> Any:
-    """Null and absent mean the same thing to the transform; the decoder adds nulls."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
-def exact(value: Any) -> bytes:
-    """A comparison key that tells 1 from 1.0 and "1" (== does not)."""
-    return orjson.dumps(without_nulls(value), option=orjson.OPT_SORT_KEYS)
 
 
 ENCODER, DECODER = Encoder(FASTAVRO), Decoder(FASTAVRO)
