@@ -21,7 +21,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,10 +360,6 @@ class DeliveryThread:
     def start(self) -> None:
         self._thread.start()
         self._ready.wait()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Future[Any]:
-        """Schedule any coroutine on the delivery loop (the health server uses it)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def submit(self, batch: Batch) -> None:
         future = asyncio.run_coroutine_threadsafe(self._deliver(batch), self.loop)

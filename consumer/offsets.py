@@ -109,6 +109,3 @@ class OffsetTracker:
         """The last position committed through this tracker (None: nothing yet)."""
         state = self._partitions.get(key)
         return state.committed if state else None
-
-    def partitions(self) -> list[TopicPartitionKey]:
-        return list(self._partitions)

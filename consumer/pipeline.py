@@ -243,10 +243,6 @@ class Pipeline:
     def credentials_rejected(self) -> bool:
         return self._fatal is not None and self._fatal.status in (401, 403, 404)
 
-    @property
-    def delivery(self) -> DeliveryThread | None:
-        return self._delivery
-
     def run(self, until_caught_up: bool = False) -> ExitReason:
         settings: dict[str, Any] = {
             "auto.offset.reset": "earliest",
