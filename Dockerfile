@@ -3,12 +3,16 @@
 # Runs as uid/gid 10001 with a read-only root filesystem in the Helm chart; see docs/deploying.md.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# Builder: wheels for the package (with the `fast` extra: cavro) and every dependency.
+# Builder: wheels for the package (its compiled Avro reader, the `fast` extra: cavro) and
+# every dependency. The C compiler stays in this stage.
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY consumer ./consumer
 COPY transforms ./transforms
 COPY schemas ./schemas

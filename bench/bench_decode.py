@@ -25,7 +25,7 @@ from typing import Any
 import fastavro
 
 import schemas
-from consumer.config import SchemaSettings
+from consumer.config import ConfigError, SchemaSettings
 from consumer.decoding import DecodeFailure, Decoder, Encoder
 from consumer.registry_stub import RegistryStub
 from consumer.samples import generate_events
@@ -64,15 +64,16 @@ def run(events: int = 5000, repeats: int = 7) -> dict[str, Any]:
     plain = [plain_encoder.encode(e, "bench") for e in samples]
     purchases = [v for v, e in zip(plain, samples, strict=True) if e["event_name"] == "purchase"]
     variants = _floors(plain)
-    engines = ["fastavro", "cavro"]
+    engines = ["fastavro", "cavro", "native"]
     with RegistryStub() as registry:
         confluent_settings = SchemaSettings(registry_url=registry.url)
         confluent_encoder = Encoder(confluent_settings)
         confluent = [confluent_encoder.encode(e, "bench") for e in samples]
         for engine in engines:
-            decoder = Decoder(SchemaSettings(decoder=engine))
-            if decoder.engine != engine:
-                continue  # cavro not installed
+            try:
+                decoder = Decoder(SchemaSettings(decoder=engine))
+            except ConfigError:
+                continue  # not installed (cavro) or not built (native)
             variants[f"Decoder {engine}, plain"] = _batched(decoder, plain)
             variants[f"Decoder {engine}, purchases only"] = _batched(decoder, purchases)
             registry_decoder = Decoder(SchemaSettings(registry_url=registry.url, decoder=engine))

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,6 +176,92 @@ def _fastavro_decoder(writer: Any, reader: Any = None) -> BodyDecoder:
     return decode
 
 
+# The compiled reader's opcodes (consumer/_avro_reader.c).
+_OPCODES: Final = {
+    "null": 0, "boolean": 1, "int": 2, "long": 2, "float": 3, "double": 4, "bytes": 5,
+    "string": 6, "record": 7, "enum": 8, "array": 9, "map": 10, "union": 11, "fixed": 12,
+}  # fmt: skip
+_MIN_BYTES: Final = {"null": 0, "float": 4, "double": 8}
+
+
+class _NotCompilable(ValueError):
+    """A schema the compiled reader does not take (recursive, logical types): use another."""
+
+
+def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
+    """The compiled reader's program for an Avro schema, and the fewest bytes a datum takes."""
+    named: dict[str, tuple[tuple[Any, ...], int]] = {}
+    defining: set[str] = set()
+
+    def full_name(name: str, namespace: str) -> str:
+        return name if "." in name or not namespace else f"{namespace}.{name}"
+
+    def compile_node(node: Any, namespace: str) -> tuple[tuple[Any, ...], int]:
+        if isinstance(node, list):
+            branches = [compile_node(branch, namespace) for branch in node]
+            smallest = min((size for _, size in branches), default=0)
+            return (_OPCODES["union"], tuple(program for program, _ in branches)), 1 + smallest
+        if isinstance(node, str):
+            if node in _OPCODES and node not in {"record", "enum", "array", "map", "union"}:
+                return (_OPCODES[node],), _MIN_BYTES.get(node, 1)
+            name = node if node in named else full_name(node, namespace)
+            if name in defining:
+                raise _NotCompilable("recursive schema")
+            if name not in named:
+                raise _NotCompilable(f"unknown type {node}")
+            return named[name]
+        if not isinstance(node, dict) or "logicalType" in node:
+            raise _NotCompilable("logical types are converted by fastavro")
+        kind = node.get("type")
+        if kind in {"record", "error", "enum", "fixed"}:
+            namespace = node.get("namespace", namespace)
+            name = full_name(node["name"], namespace)
+            namespace = name.rpartition(".")[0]
+            defining.add(name)
+            if kind == "enum":
+                compiled: tuple[tuple[Any, ...], int] = (
+                    (_OPCODES["enum"], tuple(node["symbols"])),
+                    1,
+                )
+            elif kind == "fixed":
+                compiled = (_OPCODES["fixed"], int(node["size"])), int(node["size"])
+            else:
+                fields = [compile_node(field["type"], namespace) for field in node["fields"]]
+                names = tuple(sys.intern(field["name"]) for field in node["fields"])
+                compiled = (
+                    (_OPCODES["record"], names, tuple(program for program, _ in fields)),
+                    sum(size for _, size in fields),
+                )
+            defining.discard(name)
+            named[name] = compiled
+            return compiled
+        if kind == "array":
+            item, size = compile_node(node["items"], namespace)
+            return (_OPCODES["array"], item, size), 1
+        if kind == "map":
+            value, size = compile_node(node["values"], namespace)
+            return (_OPCODES["map"], value, 1 + size), 1
+        return compile_node(kind, namespace)
+
+    return compile_node(schema, "")
+
+
+def _native_available() -> bool:
+    try:
+        from consumer import _avro_reader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _native_decoder(schema: Any) -> BodyDecoder:
+    """The compiled reader (consumer/_avro_reader.c) for `schema`, written and read alike."""
+    from consumer._avro_reader import Reader
+
+    reader: BodyDecoder = Reader(_program(schema)[0], _TrailingBytesError)
+    return reader
+
+
 def _cavro_decoder(schema: Any) -> BodyDecoder:
     import cavro
 
@@ -304,19 +391,19 @@ class Decoder:
             registry = registry_client(settings)
         self._confluent = _uses_confluent_framing(settings, registry is not None)
         self._registry = registry if self._confluent else None
-        self._engine = self._choose_engine(settings.decoder)
-        self._cavro_reader = _cavro_schema(self._schema) if self._engine == "cavro" else None
-        self._local = (
-            _cavro_decoder(self._cavro_reader)
-            if self._engine == "cavro"
-            else _fastavro_decoder(self._parsed)
+        self._engine, self._local = self._choose_engine(settings.decoder)
+        # Writer schemas that differ from the local one are resolved by cavro when it agrees.
+        self._cavro_reader = (
+            _cavro_schema(self._schema)
+            if self._engine != "fastavro" and _cavro_available()
+            else None
         )
         self._by_id: dict[int, BodyDecoder | DecodeFailure] = {}
         self._unknown_until: dict[int, float] = {}
 
     @property
     def engine(self) -> str:
-        """`cavro` or `fastavro`: the decoder in use for the project schema."""
+        """`native`, `cavro` or `fastavro`: the decoder in use for the project schema."""
         return self._engine
 
     @property
@@ -410,26 +497,53 @@ class Decoder:
             log.warning("schema id %s: decoded with fastavro (cavro disagrees)", schema_id)
         return resolved
 
-    def _choose_engine(self, choice: str) -> str:
+    def _choose_engine(self, choice: str) -> tuple[str, BodyDecoder]:
+        """The fastest decoder allowed by `choice` that is present and gives exactly fastavro's
+        output on sample records; `ConfigError` when the one asked for cannot be used."""
+        reference = _fastavro_decoder(self._parsed)
         if choice == "fastavro":
-            return "fastavro"
-        if not _cavro_available():
-            if choice == "cavro":
-                raise ConfigError(
-                    "schema.decoder",
-                    "cavro is not installed (pip install 'openai-capi-consumer[fast]')",
-                )
-            return "fastavro"
-        if self._cavro_agrees():
-            log.info("Avro decoder: cavro (identical to fastavro on sample records)")
-            return "cavro"
-        if choice == "cavro":
-            raise ConfigError("schema.decoder", "cavro's output differs from fastavro's")
-        log.warning("Avro decoder: fastavro (cavro's output differs from fastavro's)")
-        return "fastavro"
+            return "fastavro", reference
+        candidates = {
+            "native": (_native_available, "the compiled reader was not built (no C compiler?)"),
+            "cavro": (_cavro_available, "cavro is not installed (pip install '.[fast]')"),
+        }
+        bodies: list[bytes] | None = None
+        for engine, (available, missing) in candidates.items():
+            if choice not in {"auto", engine}:
+                continue
+            if not available():
+                if choice == engine:
+                    raise ConfigError("schema.decoder", missing)
+                continue
+            bodies = self._sample_bodies() if bodies is None else bodies
+            fast = self._checked(engine, reference, bodies)
+            if fast is not None:
+                log.info("Avro decoder: %s (identical to fastavro on sample records)", engine)
+                return engine, fast
+            if choice == engine:
+                raise ConfigError("schema.decoder", f"{engine}'s output differs from fastavro's")
+        if choice == "auto" and bodies is not None:
+            log.warning("Avro decoder: fastavro (the faster readers disagree with it)")
+        return "fastavro", reference
 
-    def _cavro_agrees(self) -> bool:
-        """Do fastavro and cavro decode realistic and random sample records identically?"""
+    def _checked(
+        self, engine: str, reference: BodyDecoder, bodies: list[bytes]
+    ) -> BodyDecoder | None:
+        """The `engine` decoder when it decodes `bodies` exactly as `reference` does."""
+        try:
+            fast = (
+                _native_decoder(self._schema)
+                if engine == "native"
+                else _cavro_decoder(_cavro_schema(self._schema))
+            )
+            if _same_output([reference, fast], bodies):
+                return fast
+        except Exception as exc:
+            log.warning("%s failed its self-check (%s)", engine, type(exc).__name__)
+        return None
+
+    def _sample_bodies(self) -> list[bytes]:
+        """Realistic and random records of the local schema, encoded."""
         from consumer.samples import generate_events
 
         encoder = _PlainEncoder(self._schema)
@@ -439,13 +553,7 @@ class Decoder:
                 bodies.append(encoder.encode(event))
             except EncodeError:
                 continue  # a custom local schema may not hold every sample
-        try:
-            bodies += _random_bodies(self._parsed)
-            fast = _cavro_decoder(_cavro_schema(self._schema))
-            return _same_output([_fastavro_decoder(self._parsed), fast], bodies)
-        except Exception as exc:
-            log.warning("cavro failed its self-check (%s)", type(exc).__name__)
-            return False
+        return bodies + _random_bodies(self._parsed)
 
 
 # --- the encoder -----------------------------------------------------------------------------

@@ -1,10 +1,23 @@
-"""Comparing decoded records with the events that were encoded."""
+"""Comparing decoded records with the events that were encoded; which readers are built."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
+
+from consumer import decoding
+
+
+def native_reader_built() -> bool:
+    """Is the compiled Avro reader importable? Where REQUIRE_NATIVE_AVRO_READER is set (CI, which
+    has a C compiler), a missing one is an error, not a skip."""
+    if decoding._native_available():
+        return True
+    if os.environ.get("REQUIRE_NATIVE_AVRO_READER"):
+        raise RuntimeError("the compiled Avro reader (consumer/_avro_reader.c) was not built")
+    return False
 
 
 def without_nulls(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """Decoding: plain and Confluent framing, the registry (a real HTTP stub, the real client),
-writer → reader schema resolution, every kind of bad bytes, and cavro checked against fastavro."""
+writer → reader schema resolution, every kind of bad bytes, and the fast readers (the compiled
+one, cavro) checked against fastavro."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ from consumer.decoding import (
 )
 from consumer.registry_stub import RegistryStub
 from consumer.samples import generate_events
-from tests.consumer.records import exact
+from tests.consumer.records import exact, native_reader_built
 
 NOW_MS = 1_773_892_800_000
-ENGINES = ["fastavro", "cavro"]
+NATIVE = native_reader_built()
+ENGINES = ["fastavro", "cavro", *(["native"] if NATIVE else [])]
+FAST_ENGINES = ENGINES[1:]
 PROJECT_SCHEMA = schemas.load_schema(schemas.TRACKING_EVENT)
 # Fail fast: a registry outage must surface as RegistryUnavailable, not as client retries.
 NO_RETRIES = {"max.retries": 0}
@@ -173,8 +176,9 @@ def test_both_engines_resolve_writer_schemas_identically(registry: RegistryStub)
         for record in fastavro.utils.generate_many(parsed, 50)
     ]
     fast = Decoder(registry_settings(registry, decoder="fastavro")).decode_batch(values)
-    cav = Decoder(registry_settings(registry, decoder="cavro")).decode_batch(values)
-    assert [repr(r) for r in cav] == [repr(r) for r in fast]
+    for engine in FAST_ENGINES:
+        other = Decoder(registry_settings(registry, decoder=engine)).decode_batch(values)
+        assert [repr(r) for r in other] == [repr(r) for r in fast]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -320,47 +324,64 @@ def test_damaged_messages_never_raise_and_engines_agree_when_both_decode(
     damaged[position % len(good)] = byte
     values = [bytes(damaged), good[: cut % len(good)]]
     results = {name: d.decode_batch(values) for name, d in decoders.items()}
-    for result in results["fastavro"] + results["cavro"]:
-        assert isinstance(result, dict | DecodeFailure)
-    for fast, cav in zip(results["fastavro"], results["cavro"], strict=True):
-        # They may disagree on damaged bytes: fastavro reads a negative union index as a Python
-        # index from the end (a damaged record decodes to garbage), cavro rejects it. Whenever
-        # both decode, they must agree.
-        if isinstance(fast, dict) and isinstance(cav, dict):
-            assert repr(fast) == repr(cav)
+    for engine in ENGINES:
+        for result in results[engine]:
+            assert isinstance(result, dict | DecodeFailure)
+    for engine in FAST_ENGINES:
+        for fast, other in zip(results["fastavro"], results[engine], strict=True):
+            # They may disagree on damaged bytes: fastavro reads a negative union index as a
+            # Python index from the end (a damaged record decodes to garbage), the others
+            # reject it. Whenever both decode, they must agree.
+            if isinstance(fast, dict) and isinstance(other, dict):
+                assert repr(fast) == repr(other)
 
 
 # --- engine choice ----------------------------------------------------------------------------
 
 
-def test_cavro_and_fastavro_give_identical_output_on_2000_events(
+def test_every_engine_gives_fastavros_output_on_2000_events(
     decoders: dict[str, Decoder],
 ) -> None:
     events = generate_events(2000, seed=99, now_ms=NOW_MS, invalid_ratio=0.1)
     encoder = Encoder(SchemaSettings())
     values = [encoder.encode(e, "events") for e in events]
     fast = decoders["fastavro"].decode_batch(values)
-    cav = decoders["cavro"].decode_batch(values)
-    assert [repr(r) for r in cav] == [repr(r) for r in fast]
+    for engine in FAST_ENGINES:
+        assert [repr(r) for r in decoders[engine].decode_batch(values)] == [repr(r) for r in fast]
     assert [exact(r) for r in fast] == [exact(e) for e in events]
 
 
-def test_auto_picks_cavro_when_it_agrees_and_can_be_opted_out() -> None:
-    assert Decoder(SchemaSettings(decoder="auto")).engine == "cavro"
-    assert Decoder(SchemaSettings(decoder="fastavro")).engine == "fastavro"
-
-
-def test_without_cavro_auto_falls_back_and_explicit_cavro_is_a_config_error(
+def test_auto_picks_the_fastest_reader_that_agrees_and_can_be_opted_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    assert Decoder(SchemaSettings(decoder="auto")).engine == ("native" if NATIVE else "cavro")
+    assert Decoder(SchemaSettings(decoder="fastavro")).engine == "fastavro"
+    assert Decoder(SchemaSettings(decoder="cavro")).engine == "cavro"
+    monkeypatch.setattr(decoding, "_native_available", lambda: False)
+    assert Decoder(SchemaSettings(decoder="auto")).engine == "cavro"
+
+
+@pytest.mark.parametrize(
+    ("engine", "available"), [("cavro", "_cavro_available"), ("native", "_native_available")]
+)
+def test_a_missing_reader_falls_back_under_auto_and_is_a_config_error_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch, engine: str, available: str
+) -> None:
     monkeypatch.setattr(decoding, "_cavro_available", lambda: False)
+    monkeypatch.setattr(decoding, "_native_available", lambda: False)
     assert Decoder(SchemaSettings(decoder="auto")).engine == "fastavro"
     with pytest.raises(ConfigError, match=r"schema\.decoder"):
-        Decoder(SchemaSettings(decoder="cavro"))
+        Decoder(SchemaSettings(decoder=engine))  # type: ignore[arg-type]
 
 
-def test_a_cavro_that_disagrees_with_fastavro_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = decoding._cavro_decoder
+@pytest.mark.parametrize(
+    ("engine", "factory"),
+    [("cavro", "_cavro_decoder"), *([("native", "_native_decoder")] if NATIVE else [])],
+)
+def test_a_reader_that_disagrees_with_fastavro_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, engine: str, factory: str
+) -> None:
+    real = getattr(decoding, factory)
 
     def drifting(schema: Any) -> decoding.BodyDecoder:
         decode = real(schema)
@@ -371,10 +392,10 @@ def test_a_cavro_that_disagrees_with_fastavro_is_not_used(monkeypatch: pytest.Mo
 
         return drift
 
-    monkeypatch.setattr(decoding, "_cavro_decoder", drifting)
-    assert Decoder(SchemaSettings(decoder="auto")).engine == "fastavro"
+    monkeypatch.setattr(decoding, factory, drifting)
+    assert Decoder(SchemaSettings(decoder="auto")).engine != engine
     with pytest.raises(ConfigError, match="differs"):
-        Decoder(SchemaSettings(decoder="cavro"))
+        Decoder(SchemaSettings(decoder=engine))  # type: ignore[arg-type]
 
 
 # --- configuration errors ---------------------------------------------------------------------
