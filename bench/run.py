@@ -32,7 +32,7 @@ import yaml
 from bench import bench_e2e as e2e
 from bench.bench_transform import measure
 from bench.sink import Sink
-from consumer.cli import tune_gc
+from consumer.cli import tune_memory
 from consumer.config import AppConfig, SchemaSettings
 from consumer.decoding import Decoder
 from consumer.embedded_broker import EmbeddedBroker
@@ -122,7 +122,7 @@ def stages_mean(values: list[bytes], now_ms: int, rounds: int = 3) -> dict[str, 
 
     The like-for-like figure for the e2e ratio: the product's CPU/event is also an average over
     every event, not the best of short windows."""
-    tune_gc()
+    tune_memory()
     decoder = Decoder(SchemaSettings())
     compiled = AppConfig.model_validate({}).compile()
     passes: dict[str, list[float]] = {"decode": [], "map": [], "orjson": []}

@@ -21,7 +21,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from consumer.cli import EXIT_OK, EXIT_UNEXPECTED, load_or_exit, tune_gc
+from consumer.cli import EXIT_OK, EXIT_UNEXPECTED, load_or_exit, tune_memory
 from transforms import CompiledMapping, Failed, Mapped, MappingSettings, Outcome, Skipped, map_event
 
 CHUNK_LINES: Final = 1000
@@ -124,7 +124,7 @@ _worker: dict[str, Any] = {}
 def _start_worker(mapping: dict[str, Any], now_ms: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _worker["compiled"] = MappingSettings.model_validate(mapping).compile()
-    tune_gc()
+    tune_memory()
     _worker["now_ms"] = now_ms
 
 
@@ -135,7 +135,7 @@ def _map_chunk(chunk: list[bytes]) -> bytes:
 def command(args: argparse.Namespace) -> int:
     config = load_or_exit(args.config)
     now_ms = args.now if args.now is not None else time.time_ns() // 1_000_000
-    tune_gc()
+    tune_memory()
     try:
         map_stream(sys.stdin.buffer, sys.stdout.buffer, config, now_ms)
     except BrokenPipeError:

@@ -19,6 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any, Literal, cast
 
 import orjson
@@ -681,15 +682,13 @@ class Pipeline:
         if result.delivered:
             self.summary.delivered += len(result.delivered)
             self.metrics.events_delivered.labels(pixel).inc(len(result.delivered))
-            keys: Counter[str] = Counter()  # Counter.update over dict keys runs in C
             settle = tracker.settle
             for item in result.delivered:
                 settle(item.source, item.offset)
-                event = item.event
-                keys.update(event.keys())
-                user = event.get("user")
-                if user:
-                    keys.update(user.keys())
+            # Identity coverage: the keys of every event and of its user, counted in C.
+            events = list(map(_event, result.delivered))
+            users = filter(None, map(dict.get, events, repeat("user")))
+            keys = Counter(chain(chain.from_iterable(events), chain.from_iterable(users)))
             for name in IDENTITY_FIELDS:
                 if keys[name]:
                     self.metrics.identity_delivered.labels(pixel, name).inc(keys[name])
@@ -952,6 +951,7 @@ class Pipeline:
 
 
 _source = operator.attrgetter("source")
+_event = operator.attrgetter("event")
 _payload = operator.attrgetter("payload")
 
 

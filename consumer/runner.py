@@ -18,7 +18,7 @@ from consumer.cli import (
     EXIT_OK,
     EXIT_UNEXPECTED,
     load_or_exit,
-    tune_gc,
+    tune_memory,
 )
 from consumer.config import AppConfig, ConfigError
 from consumer.health import HealthServer
@@ -74,7 +74,7 @@ def exit_code(reason: ExitReason, pipeline: Pipeline) -> int:
 
 def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -> int:
     install_signal_handlers(pipeline.request_stop)
-    tune_gc()
+    tune_memory()
     health = start_health(config, pipeline)
     try:
         reason = pipeline.run(until_caught_up=until_caught_up)

@@ -17,11 +17,13 @@ from consumer.samples import generate_events
 from consumer.sandbox.server import SandboxThread
 from tests.integration.conftest import (
     API_KEY,
+    PIXEL,
     as_config,
     consumer_config,
     read_dlq,
     start_cli,
     stats,
+    stored_events,
     wait_for,
     write_config,
 )
@@ -107,6 +109,20 @@ def test_health_metrics_and_pii_free_debug_logs(
             return f'capi_consumer_committed_offset{{partition="0",topic="{topic}"}}' in text
 
         wait_for(settled, 60, "a committed offset in /metrics")
+        ids = {str((event.get("context") or {}).get("event_id")).strip() for event in events}
+
+        def identity_coverage_counted() -> bool:
+            # Every delivered event carrying a hashed email is counted once, no more.
+            mine = [e for e in stored_events(sandbox) if e["id"] in ids]
+            with_email = sum(1 for e in mine if e.get("user", {}).get("emails_sha256"))
+            _, text = get(base + "/metrics")
+            label = f'{{field="emails_sha256",pixel="{PIXEL}"}}'
+            return (
+                with_email > 0
+                and f"capi_consumer_delivered_identity_total{label} {with_email}.0" in text
+            )
+
+        wait_for(identity_coverage_counted, 60, "identity coverage of the delivered events")
         _, metrics = get(base + "/metrics")
         for name in (
             "capi_consumer_events_consumed_total",
