@@ -124,8 +124,10 @@ def tune_memory() -> None:
     """Allocator settings for a process that turns over the same memory batch after batch.
 
     The hot path allocates many short-lived dicts with no reference cycles: collect young objects
-    less often, and keep start-up objects out of every full collection (measured: about a third
-    less CPU in `map_event` under the default thresholds).
+    rarely, and keep start-up objects out of every full collection. Measured: a third less CPU
+    in `map_event` than under the default thresholds, and at 50,000 young objects each
+    collection still traversed the events in flight (~2-3 µs per event); at 200,000 a drain of
+    100k events triggers none.
 
     glibc hands freed memory back to the kernel eagerly (the heap top above 128 KiB, blocks
     above its mmap threshold), so each 1000-event batch faulted its pages back in: about one
@@ -134,7 +136,7 @@ def tune_memory() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(200_000, 20, 100)
     if sys.platform.startswith("linux"):
         try:
             mallopt = ctypes.CDLL(None).mallopt
