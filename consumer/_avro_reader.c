@@ -178,40 +178,6 @@ read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *total, Py_ssize_t *out
 }
 
 static PyObject *
-decode_array(PyObject *node, Cursor *cur)
-{
-    PyObject *item = PyTuple_GET_ITEM(node, 1);
-    long min_bytes = PyLong_AsLong(PyTuple_GET_ITEM(node, 2));
-    Py_ssize_t total = 0, count;
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        return NULL;
-    }
-    for (;;) {
-        if (read_block_count(cur, min_bytes, &total, &count) < 0) {
-            goto fail;
-        }
-        if (count == 0) {
-            return list;
-        }
-        for (Py_ssize_t i = 0; i < count; i++) {
-            PyObject *value = decode_node(item, cur);
-            if (value == NULL) {
-                goto fail;
-            }
-            int failed = PyList_Append(list, value);
-            Py_DECREF(value);
-            if (failed < 0) {
-                goto fail;
-            }
-        }
-    }
-fail:
-    Py_DECREF(list);
-    return NULL;
-}
-
-static PyObject *
 decode_string(Cursor *cur)
 {
     Py_ssize_t length;
@@ -235,18 +201,19 @@ decode_string(Cursor *cur)
     return PyUnicode_DecodeUTF8((const char *)start, length, NULL);
 }
 
+/* An array or a map: blocks of items (a map entry is a string key, then its value), ended by a
+ * block of zero items. */
 static PyObject *
-decode_map(PyObject *node, Cursor *cur)
+decode_blocks(PyObject *node, Cursor *cur, int is_map)
 {
-    PyObject *value_node = PyTuple_GET_ITEM(node, 1);
+    PyObject *item = PyTuple_GET_ITEM(node, 1);
     long min_bytes = PyLong_AsLong(PyTuple_GET_ITEM(node, 2));
-    /* Every entry has at least its key's length byte. */
-    if (min_bytes < 1) {
-        min_bytes = 1;
+    if (is_map && min_bytes < 1) {
+        min_bytes = 1; /* every entry has at least its key's length byte */
     }
     Py_ssize_t total = 0, count;
-    PyObject *map = PyDict_New();
-    if (map == NULL) {
+    PyObject *out = is_map ? PyDict_New() : PyList_New(0);
+    if (out == NULL) {
         return NULL;
     }
     for (;;) {
@@ -254,20 +221,20 @@ decode_map(PyObject *node, Cursor *cur)
             goto fail;
         }
         if (count == 0) {
-            return map;
+            return out;
         }
         for (Py_ssize_t i = 0; i < count; i++) {
-            PyObject *key = decode_string(cur);
-            if (key == NULL) {
+            PyObject *key = NULL;
+            if (is_map && (key = decode_string(cur)) == NULL) {
                 goto fail;
             }
-            PyObject *value = decode_node(value_node, cur);
+            PyObject *value = decode_node(item, cur);
             if (value == NULL) {
-                Py_DECREF(key);
+                Py_XDECREF(key);
                 goto fail;
             }
-            int failed = PyDict_SetItem(map, key, value);
-            Py_DECREF(key);
+            int failed = is_map ? PyDict_SetItem(out, key, value) : PyList_Append(out, value);
+            Py_XDECREF(key);
             Py_DECREF(value);
             if (failed < 0) {
                 goto fail;
@@ -275,7 +242,7 @@ decode_map(PyObject *node, Cursor *cur)
         }
     }
 fail:
-    Py_DECREF(map);
+    Py_DECREF(out);
     return NULL;
 }
 
@@ -344,9 +311,9 @@ decode_node(PyObject *node, Cursor *cur)
         return Py_NewRef(symbol);
     }
     case OP_ARRAY:
-        return decode_array(node, cur);
+        return decode_blocks(node, cur, 0);
     case OP_MAP:
-        return decode_map(node, cur);
+        return decode_blocks(node, cur, 1);
     case OP_UNION: {
         PyObject *branches = PyTuple_GET_ITEM(node, 1);
         int64_t index;
