@@ -47,6 +47,9 @@ enum {
 typedef struct {
     const unsigned char *pos;
     const unsigned char *end;
+    /* Per message, not per array: arrays of arrays of nulls would multiply a per-array bound
+     * (each inner array costs 4 bytes of input). */
+    Py_ssize_t zero_width_left;
 } Cursor;
 
 static PyObject *decode_node(PyObject *node, Cursor *cur);
@@ -141,7 +144,7 @@ decode_record(PyObject *node, Cursor *cur)
 
 /* The count of the next array or map block (0 ends), checked against what is left. */
 static int
-read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *total, Py_ssize_t *out)
+read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *out)
 {
     int64_t count;
     if (read_long(cur, &count) < 0) {
@@ -168,11 +171,13 @@ read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *total, Py_ssize_t *out
             return -1;
         }
     }
-    else if (count > MAX_ZERO_WIDTH_ITEMS - *total) {
+    else if (count > cur->zero_width_left) {
         malformed("too many zero-width items");
         return -1;
     }
-    *total += (Py_ssize_t)count;
+    else {
+        cur->zero_width_left -= (Py_ssize_t)count;
+    }
     *out = (Py_ssize_t)count;
     return 0;
 }
@@ -211,13 +216,13 @@ decode_blocks(PyObject *node, Cursor *cur, int is_map)
     if (is_map && min_bytes < 1) {
         min_bytes = 1; /* every entry has at least its key's length byte */
     }
-    Py_ssize_t total = 0, count;
+    Py_ssize_t count;
     PyObject *out = is_map ? PyDict_New() : PyList_New(0);
     if (out == NULL) {
         return NULL;
     }
     for (;;) {
-        if (read_block_count(cur, min_bytes, &total, &count) < 0) {
+        if (read_block_count(cur, min_bytes, &count) < 0) {
             goto fail;
         }
         if (count == 0) {
@@ -447,7 +452,7 @@ reader_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
     }
     else {
         Cursor cur = {(const unsigned char *)view.buf + start,
-                      (const unsigned char *)view.buf + view.len};
+                      (const unsigned char *)view.buf + view.len, MAX_ZERO_WIDTH_ITEMS};
         result = decode_node(self->program, &cur);
         if (result != NULL && cur.pos != cur.end) {
             Py_CLEAR(result);

@@ -204,7 +204,11 @@ def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
         if isinstance(node, str):
             if node in _OPCODES and node not in {"record", "enum", "array", "map", "union"}:
                 return (_OPCODES[node],), _MIN_BYTES.get(node, 1)
-            name = node if node in named else full_name(node, namespace)
+            # A bare name means the one in the enclosing namespace first (fastavro, the spec),
+            # even when a type of that name exists without a namespace.
+            name = full_name(node, namespace)
+            if name not in named and name not in defining:
+                name = node
             if name in defining:
                 raise _NotCompilable("recursive schema")
             if name not in named:

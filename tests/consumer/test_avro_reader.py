@@ -86,6 +86,32 @@ def test_every_avro_type_decodes_as_fastavro_does() -> None:
         assert repr(read(value, 0)) == repr(fastavro_read(EVERY_TYPE, value))
 
 
+def test_a_bare_name_means_the_type_in_the_enclosing_namespace_first() -> None:
+    # "Kind" inside namespace "ns" is ns.Kind (a fixed), not the enum Kind with no namespace.
+    schema = {
+        "type": "record",
+        "name": "Outer",
+        "fields": [
+            {"name": "a", "type": {"type": "enum", "name": "Kind", "symbols": ["X", "Y"]}},
+            {
+                "name": "inner",
+                "type": {
+                    "type": "record",
+                    "name": "Inner",
+                    "namespace": "ns",
+                    "fields": [
+                        {"name": "k", "type": {"type": "fixed", "name": "Kind", "size": 2}},
+                        {"name": "again", "type": "Kind"},
+                    ],
+                },
+            },
+            {"name": "outer_kind", "type": "Kind"},
+        ],
+    }
+    value = body(schema, {"a": "Y", "inner": {"k": b"ab", "again": b"cd"}, "outer_kind": "X"})
+    assert decoding._native_decoder(schema)(value, 0) == fastavro_read(schema, value)
+
+
 def test_project_events_decode_as_fastavro_does_from_any_start_and_buffer() -> None:
     read = decoding._native_decoder(PROJECT_SCHEMA)
     encoder = Encoder(SchemaSettings())
@@ -133,6 +159,11 @@ def zigzag(number: int) -> bytes:
         ({"type": "array", "items": "long"}, zigzag(2**60), "past the end"),
         ({"type": "array", "items": "long"}, zigzag(-(2**62)) + zigzag(2**50), "past the end"),
         ({"type": "array", "items": "null"}, zigzag(10**9), "zero-width"),
+        (  # the bound is per message: each inner array would take a million more
+            {"type": "array", "items": {"type": "array", "items": "null"}},
+            zigzag(2) + (zigzag(10**6) + b"\x00") * 2 + b"\x00",
+            "zero-width",
+        ),
         ({"type": "map", "values": "null"}, zigzag(10**6), "past the end"),
         ("long", b"\xff" * 11, "varint"),
         ("long", b"\xff\xff", "truncated"),
