@@ -19,7 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any, Literal, cast
 
 import orjson
@@ -478,9 +478,15 @@ class Pipeline:
                     continue
                 payload = dumps(mapped)
                 pending_bytes += len(payload)
+                user = mapped.get("user")
+                identity = user.keys() & _USER_IDENTITY if user else _NO_IDENTITY
+                if "oppref" in mapped:
+                    identity = identity | _OPPREF
                 full = add(
                     pixel,
-                    Pending(payload, key, offset, mapped["timestamp_ms"], mapped, message, origin),
+                    Pending(
+                        payload, key, offset, mapped["timestamp_ms"], message, origin, identity
+                    ),
                     now,
                 )
                 if full:
@@ -685,13 +691,9 @@ class Pipeline:
             settle = tracker.settle
             for item in result.delivered:
                 settle(item.source, item.offset)
-            # Identity coverage: the keys of every event and of its user, counted in C.
-            events = list(map(_event, result.delivered))
-            users = filter(None, map(dict.get, events, repeat("user")))
-            keys = Counter(chain(chain.from_iterable(events), chain.from_iterable(users)))
-            for name in IDENTITY_FIELDS:
-                if keys[name]:
-                    self.metrics.identity_delivered.labels(pixel, name).inc(keys[name])
+            coverage = Counter(chain.from_iterable(map(_identity, result.delivered)))  # in C
+            for name, count in coverage.items():
+                self.metrics.identity_delivered.labels(pixel, name).inc(count)
         for rejection in result.rejected:
             item = rejection.item
             self._dead_letter(
@@ -951,7 +953,11 @@ class Pipeline:
 
 
 _source = operator.attrgetter("source")
-_event = operator.attrgetter("event")
+_identity = operator.attrgetter("identity")
+# Identity fields of a mapped event: in its `user`, and `oppref` at the top.
+_USER_IDENTITY = frozenset(IDENTITY_FIELDS) - {"oppref"}
+_OPPREF = frozenset({"oppref"})
+_NO_IDENTITY: frozenset[str] = frozenset()
 _payload = operator.attrgetter("payload")
 
 

@@ -9,7 +9,7 @@ from consumer.batching import Batch, Batcher, Pending
 
 def item(n: int, size: int = 50, partition: int = 0) -> Pending:
     event = {"id": f"e{n}", "pad": "x" * size}
-    return Pending(orjson.dumps(event), ("t", partition), n, 0, event, None)
+    return Pending(orjson.dumps(event), ("t", partition), n, 0, None)
 
 
 def test_flushes_at_max_events() -> None:
