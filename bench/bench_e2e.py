@@ -76,6 +76,8 @@ def run_measured(
     """Run `command` to completion (SIGTERM to its own PID past `timeout_s`).
 
     `while_running(pid)` is called every 0.2 s; returning True sends SIGTERM (a graceful stop).
+    Peak RSS is the child's VmHWM, sampled every 0.2 s: not `ru_maxrss`, which keeps the high
+    mark of the memory the child shared with this (large) process before its exec.
     """
     with tempfile.TemporaryFile() as errors:
         began = time.monotonic()
@@ -84,7 +86,9 @@ def run_measured(
         )
         deadline = began + timeout_s
         signalled = False
+        peak_mb = 0.0
         while True:
+            peak_mb = max(peak_mb, _status_mb(process.pid, "VmHWM:") or 0.0)
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
@@ -105,16 +109,21 @@ def run_measured(
     return ProcessCost(
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=peak_mb or usage.ru_maxrss / 1024,
         returncode=process.returncode,
         stderr=text,
     )
 
 
 def rss_mb(pid: int) -> float | None:
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid: int, field: str) -> float | None:
+    """A memory figure of /proc/<pid>/status (VmRSS:, VmHWM:) in MB; None once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
