@@ -16,7 +16,6 @@ import json
 import socket
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
@@ -108,12 +107,7 @@ class RegistryStub:
     def __enter__(self) -> RegistryStub:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     # --- the server -------------------------------------------------------------------------
