@@ -69,6 +69,15 @@ class MissingTopic(RangeError):
     """A topic the broker does not know."""
 
 
+def range_failure(exc: RangeError | KafkaException) -> int:
+    """Say why a range could not be resolved (one line on stderr); the exit code for it."""
+    if isinstance(exc, RangeError):
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"error: Kafka: {exc}", file=sys.stderr)
+    return EXIT_UNEXPECTED
+
+
 # -- parsing (pure) -----------------------------------------------------------------------------
 
 
@@ -691,12 +700,8 @@ def command(args: argparse.Namespace) -> int:
             )
             if not read_range(consumer, bounds.remaining, count.visitor(backfill_range, now_ms)):
                 log.warning("the broker stopped answering while counting; the count is partial")
-    except RangeError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
-    except KafkaException as exc:
-        print(f"error: Kafka: {exc}", file=sys.stderr)
-        return EXIT_UNEXPECTED
+    except (RangeError, KafkaException) as exc:
+        return range_failure(exc)
     expired: Literal["dlq", "skip"] = "dlq" if args.dlq_expired else "skip"
     if count.too_old:
         log.warning(

@@ -313,6 +313,19 @@ def _same_output(decoders: Sequence[BodyDecoder], bodies: Iterable[bytes]) -> bo
     return True
 
 
+def _checked(
+    engine: str, build: Callable[[], BodyDecoder], reference: BodyDecoder, bodies: list[bytes]
+) -> BodyDecoder | None:
+    """The decoder `build` makes, when it decodes `bodies` exactly as `reference` does."""
+    try:
+        fast = build()
+        if _same_output([reference, fast], bodies):
+            return fast
+    except Exception as exc:
+        log.warning("%s failed its self-check (%s)", engine, type(exc).__name__)
+    return None
+
+
 def _random_bodies(parsed_schema: Any) -> list[bytes]:
     """Avro bodies of random records of the schema: every union branch gets exercised."""
     bodies = []
@@ -396,10 +409,11 @@ class Decoder:
         self._confluent = _uses_confluent_framing(settings, registry is not None)
         self._registry = registry if self._confluent else None
         self._engine, self._local = self._choose_engine(settings.decoder)
-        # Writer schemas that differ from the local one are resolved by cavro when it agrees.
+        # Registry writer schemas that differ from the local one are resolved by cavro when it
+        # agrees (the compiled reader reads a schema as written, it does not resolve).
         self._cavro_reader = (
             _cavro_schema(self._schema)
-            if self._engine != "fastavro" and _cavro_available()
+            if self._registry is not None and self._engine != "fastavro" and _cavro_available()
             else None
         )
         self._by_id: dict[int, BodyDecoder | DecodeFailure] = {}
@@ -507,12 +521,20 @@ class Decoder:
         reference = _fastavro_decoder(self._parsed)
         if choice == "fastavro":
             return "fastavro", reference
-        candidates = {
-            "native": (_native_available, "the compiled reader was not built (no C compiler?)"),
-            "cavro": (_cavro_available, "cavro is not installed (pip install '.[fast]')"),
+        candidates: dict[str, tuple[Callable[[], bool], str, Callable[[], BodyDecoder]]] = {
+            "native": (
+                _native_available,
+                "the compiled reader was not built (no C compiler?)",
+                lambda: _native_decoder(self._schema),
+            ),
+            "cavro": (
+                _cavro_available,
+                "cavro is not installed (pip install '.[fast]')",
+                lambda: _cavro_decoder(_cavro_schema(self._schema)),
+            ),
         }
         bodies: list[bytes] | None = None
-        for engine, (available, missing) in candidates.items():
+        for engine, (available, missing, build) in candidates.items():
             if choice not in {"auto", engine}:
                 continue
             if not available():
@@ -520,7 +542,7 @@ class Decoder:
                     raise ConfigError("schema.decoder", missing)
                 continue
             bodies = self._sample_bodies() if bodies is None else bodies
-            fast = self._checked(engine, reference, bodies)
+            fast = _checked(engine, build, reference, bodies)
             if fast is not None:
                 log.info("Avro decoder: %s (identical to fastavro on sample records)", engine)
                 return engine, fast
@@ -529,22 +551,6 @@ class Decoder:
         if choice == "auto" and bodies is not None:
             log.warning("Avro decoder: fastavro (the faster readers disagree with it)")
         return "fastavro", reference
-
-    def _checked(
-        self, engine: str, reference: BodyDecoder, bodies: list[bytes]
-    ) -> BodyDecoder | None:
-        """The `engine` decoder when it decodes `bodies` exactly as `reference` does."""
-        try:
-            fast = (
-                _native_decoder(self._schema)
-                if engine == "native"
-                else _cavro_decoder(_cavro_schema(self._schema))
-            )
-            if _same_output([reference, fast], bodies):
-                return fast
-        except Exception as exc:
-            log.warning("%s failed its self-check (%s)", engine, type(exc).__name__)
-        return None
 
     def _sample_bodies(self) -> list[bytes]:
         """Realistic and random records of the local schema, encoded."""

@@ -40,6 +40,7 @@ from consumer.backfill import (
     offsets_at,
     parse_time_ms,
     partitions_of,
+    range_failure,
     read_range,
     require_config,
     resolve_bounds,
@@ -47,7 +48,7 @@ from consumer.backfill import (
     store_snapshot,
     watermarks,
 )
-from consumer.cli import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, load_or_exit
+from consumer.cli import EXIT_CONFIG, EXIT_OK, load_or_exit
 from consumer.config import AppConfig, ConfigError
 from consumer.dlq import REASONS, DeadLetterCodec, Origin
 from consumer.logs import setup_logging
@@ -160,12 +161,8 @@ def replay_command(args: argparse.Namespace) -> int:
                 bounds = resolve(stored=None)
             if not args.dry_run and not bounds.resumed:
                 store_snapshot(consumer, bounds)
-    except RangeError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
-    except KafkaException as exc:
-        print(f"error: Kafka: {exc}", file=sys.stderr)
-        return EXIT_UNEXPECTED
+    except (RangeError, KafkaException) as exc:
+        return range_failure(exc)
     letters = DeadLetters()
     accepted = set(reasons)
     sample = Sample()
@@ -280,12 +277,8 @@ def inspect_command(args: argparse.Namespace) -> int:
             except MissingTopic:
                 keys = []  # nothing was ever dead-lettered
             complete = read_range(consumer, watermarks(consumer, keys), inspection.visit)
-    except RangeError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
-    except KafkaException as exc:
-        print(f"error: Kafka: {exc}", file=sys.stderr)
-        return EXIT_UNEXPECTED
+    except (RangeError, KafkaException) as exc:
+        return range_failure(exc)
     ordered = sorted(inspection.reasons.items(), key=lambda item: -item[1].count)
     report: dict[str, Any] = {
         "dlq_topic": topic,
