@@ -16,6 +16,12 @@
  *   (MAP, value: node, value_min_bytes: int)
  *   (UNION, branches: tuple[node])
  *   (FIXED, size: int)
+ *   (PROJECT, slot_count: int, target) -> a tuple of slot_count values (None unless stored)
+ * Projection targets say what becomes of each part of a projected record:
+ *   (SKIP, node)                     read and checked, no object made
+ *   (STORE, slot: int, node)         decoded into the slot of the enclosing PROJECT
+ *   (INTO_RECORD, targets: tuple)    one target per field
+ *   (INTO_UNION, targets: tuple)     one target per branch
  * Schemas are not recursive (decoding.py falls back to fastavro for recursive ones), so
  * the C recursion depth is bounded by the schema's nesting.
  */
@@ -39,6 +45,11 @@ enum {
     OP_MAP = 10,
     OP_UNION = 11,
     OP_FIXED = 12,
+    OP_PROJECT = 13,
+    OP_SKIP = 14,
+    OP_STORE = 15,
+    OP_INTO_RECORD = 16,
+    OP_INTO_UNION = 17,
 };
 
 /* Items of zero-byte types (null, empty records) cost no input: bound their count. */
@@ -52,7 +63,9 @@ typedef struct {
     Py_ssize_t zero_width_left;
 } Cursor;
 
-static PyObject *decode_node(PyObject *node, Cursor *cur);
+/* With keep == 0 the datum is only read and checked, and the result is None. */
+static PyObject *decode_node(PyObject *node, Cursor *cur, int keep);
+static int project_into(PyObject *target, Cursor *cur, PyObject *slots);
 
 static PyObject *
 malformed(const char *what)
@@ -121,17 +134,27 @@ new_dict(Py_ssize_t size)
 }
 
 static PyObject *
-decode_record(PyObject *node, Cursor *cur)
+decode_record(PyObject *node, Cursor *cur, int keep)
 {
     PyObject *names = PyTuple_GET_ITEM(node, 1);
     PyObject *fields = PyTuple_GET_ITEM(node, 2);
     Py_ssize_t count = PyTuple_GET_SIZE(fields);
+    if (!keep) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *value = decode_node(PyTuple_GET_ITEM(fields, i), cur, 0);
+            if (value == NULL) {
+                return NULL;
+            }
+            Py_DECREF(value);
+        }
+        Py_RETURN_NONE;
+    }
     PyObject *record = new_dict(count);
     if (record == NULL) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = decode_node(PyTuple_GET_ITEM(fields, i), cur);
+        PyObject *value = decode_node(PyTuple_GET_ITEM(fields, i), cur, 1);
         if (value == NULL || PyDict_SetItem(record, PyTuple_GET_ITEM(names, i), value) < 0) {
             Py_XDECREF(value);
             Py_DECREF(record);
@@ -183,7 +206,7 @@ read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *out)
 }
 
 static PyObject *
-decode_string(Cursor *cur)
+decode_string(Cursor *cur, int keep)
 {
     Py_ssize_t length;
     if (read_length(cur, &length) < 0) {
@@ -197,19 +220,28 @@ decode_string(Cursor *cur)
         high |= start[i];
     }
     if (high < 0x80) {
+        if (!keep) {
+            Py_RETURN_NONE;
+        }
         PyObject *text = PyUnicode_New(length, 127);
         if (text != NULL) {
             memcpy(PyUnicode_1BYTE_DATA(text), start, (size_t)length);
         }
         return text;
     }
-    return PyUnicode_DecodeUTF8((const char *)start, length, NULL);
+    /* Skipped or not, invalid UTF-8 is an error: projecting must not accept what decoding
+     * refuses. */
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)start, length, NULL);
+    if (text != NULL && !keep) {
+        Py_SETREF(text, Py_NewRef(Py_None));
+    }
+    return text;
 }
 
 /* An array or a map: blocks of items (a map entry is a string key, then its value), ended by a
  * block of zero items. */
 static PyObject *
-decode_blocks(PyObject *node, Cursor *cur, int is_map)
+decode_blocks(PyObject *node, Cursor *cur, int is_map, int keep)
 {
     PyObject *item = PyTuple_GET_ITEM(node, 1);
     long min_bytes = PyLong_AsLong(PyTuple_GET_ITEM(node, 2));
@@ -217,7 +249,7 @@ decode_blocks(PyObject *node, Cursor *cur, int is_map)
         min_bytes = 1; /* every entry has at least its key's length byte */
     }
     Py_ssize_t count;
-    PyObject *out = is_map ? PyDict_New() : PyList_New(0);
+    PyObject *out = !keep ? Py_NewRef(Py_None) : is_map ? PyDict_New() : PyList_New(0);
     if (out == NULL) {
         return NULL;
     }
@@ -230,15 +262,17 @@ decode_blocks(PyObject *node, Cursor *cur, int is_map)
         }
         for (Py_ssize_t i = 0; i < count; i++) {
             PyObject *key = NULL;
-            if (is_map && (key = decode_string(cur)) == NULL) {
+            if (is_map && (key = decode_string(cur, keep)) == NULL) {
                 goto fail;
             }
-            PyObject *value = decode_node(item, cur);
+            PyObject *value = decode_node(item, cur, keep);
             if (value == NULL) {
                 Py_XDECREF(key);
                 goto fail;
             }
-            int failed = is_map ? PyDict_SetItem(out, key, value) : PyList_Append(out, value);
+            int failed = !keep ? 0
+                         : is_map ? PyDict_SetItem(out, key, value)
+                                  : PyList_Append(out, value);
             Py_XDECREF(key);
             Py_DECREF(value);
             if (failed < 0) {
@@ -251,8 +285,76 @@ fail:
     return NULL;
 }
 
+/* Reads one projected datum: its stored parts go to `slots` (a new tuple, not shared yet). */
+static int
+project_into(PyObject *target, Cursor *cur, PyObject *slots)
+{
+    switch (opcode(target)) {
+    case OP_SKIP: {
+        PyObject *none = decode_node(PyTuple_GET_ITEM(target, 1), cur, 0);
+        if (none == NULL) {
+            return -1;
+        }
+        Py_DECREF(none);
+        return 0;
+    }
+    case OP_STORE: {
+        PyObject *value = decode_node(PyTuple_GET_ITEM(target, 2), cur, 1);
+        if (value == NULL) {
+            return -1;
+        }
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(target, 1));
+        Py_SETREF(((PyTupleObject *)slots)->ob_item[slot], value);
+        return 0;
+    }
+    case OP_INTO_RECORD: {
+        PyObject *fields = PyTuple_GET_ITEM(target, 1);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
+            if (project_into(PyTuple_GET_ITEM(fields, i), cur, slots) < 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    case OP_INTO_UNION: {
+        PyObject *branches = PyTuple_GET_ITEM(target, 1);
+        int64_t index;
+        if (read_long(cur, &index) < 0) {
+            return -1;
+        }
+        if (index < 0 || index >= PyTuple_GET_SIZE(branches)) {
+            malformed("union index out of range");
+            return -1;
+        }
+        return project_into(PyTuple_GET_ITEM(branches, (Py_ssize_t)index), cur, slots);
+    }
+    default:
+        PyErr_SetString(PyExc_SystemError, "bad Avro reader program");
+        return -1;
+    }
+}
+
+/* A PROJECT node: a tuple of its slots, filled by its target. */
 static PyObject *
-decode_node(PyObject *node, Cursor *cur)
+decode_projection(PyObject *node, Cursor *cur)
+{
+    Py_ssize_t count = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1));
+    PyObject *slots = PyTuple_New(count);
+    if (slots == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyTuple_SET_ITEM(slots, i, Py_NewRef(Py_None));
+    }
+    if (project_into(PyTuple_GET_ITEM(node, 2), cur, slots) < 0) {
+        Py_DECREF(slots);
+        return NULL;
+    }
+    return slots;
+}
+
+static PyObject *
+decode_node(PyObject *node, Cursor *cur, int keep)
 {
     switch (opcode(node)) {
     case OP_NULL:
@@ -265,12 +367,15 @@ decode_node(PyObject *node, Cursor *cur)
         if (byte > 1) {
             return malformed("boolean byte is neither 0 nor 1");
         }
-        return PyBool_FromLong(byte);
+        return keep ? PyBool_FromLong(byte) : Py_NewRef(Py_None);
     }
     case OP_LONG: {
         int64_t value;
         if (read_long(cur, &value) < 0) {
             return NULL;
+        }
+        if (!keep) {
+            Py_RETURN_NONE;
         }
         return PyLong_FromLongLong(value);
     }
@@ -278,31 +383,32 @@ decode_node(PyObject *node, Cursor *cur)
         if (cur->end - cur->pos < 4) {
             return malformed("truncated float");
         }
-        double value = PyFloat_Unpack4((const char *)cur->pos, 1);
+        double value = keep ? PyFloat_Unpack4((const char *)cur->pos, 1) : 0.0;
         cur->pos += 4;
-        return PyFloat_FromDouble(value);
+        return keep ? PyFloat_FromDouble(value) : Py_NewRef(Py_None);
     }
     case OP_DOUBLE: {
         if (cur->end - cur->pos < 8) {
             return malformed("truncated double");
         }
-        double value = PyFloat_Unpack8((const char *)cur->pos, 1);
+        double value = keep ? PyFloat_Unpack8((const char *)cur->pos, 1) : 0.0;
         cur->pos += 8;
-        return PyFloat_FromDouble(value);
+        return keep ? PyFloat_FromDouble(value) : Py_NewRef(Py_None);
     }
     case OP_BYTES: {
         Py_ssize_t length;
         if (read_length(cur, &length) < 0) {
             return NULL;
         }
-        PyObject *value = PyBytes_FromStringAndSize((const char *)cur->pos, length);
+        PyObject *value = keep ? PyBytes_FromStringAndSize((const char *)cur->pos, length)
+                               : Py_NewRef(Py_None);
         cur->pos += length;
         return value;
     }
     case OP_STRING:
-        return decode_string(cur);
+        return decode_string(cur, keep);
     case OP_RECORD:
-        return decode_record(node, cur);
+        return decode_record(node, cur, keep);
     case OP_ENUM: {
         PyObject *symbols = PyTuple_GET_ITEM(node, 1);
         int64_t index;
@@ -312,13 +418,13 @@ decode_node(PyObject *node, Cursor *cur)
         if (index < 0 || index >= PyTuple_GET_SIZE(symbols)) {
             return malformed("enum index out of range");
         }
-        PyObject *symbol = PyTuple_GET_ITEM(symbols, (Py_ssize_t)index);
+        PyObject *symbol = keep ? PyTuple_GET_ITEM(symbols, (Py_ssize_t)index) : Py_None;
         return Py_NewRef(symbol);
     }
     case OP_ARRAY:
-        return decode_blocks(node, cur, 0);
+        return decode_blocks(node, cur, 0, keep);
     case OP_MAP:
-        return decode_blocks(node, cur, 1);
+        return decode_blocks(node, cur, 1, keep);
     case OP_UNION: {
         PyObject *branches = PyTuple_GET_ITEM(node, 1);
         int64_t index;
@@ -328,16 +434,24 @@ decode_node(PyObject *node, Cursor *cur)
         if (index < 0 || index >= PyTuple_GET_SIZE(branches)) {
             return malformed("union index out of range");
         }
-        return decode_node(PyTuple_GET_ITEM(branches, (Py_ssize_t)index), cur);
+        return decode_node(PyTuple_GET_ITEM(branches, (Py_ssize_t)index), cur, keep);
     }
     case OP_FIXED: {
         Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1));
         if (cur->end - cur->pos < size) {
             return malformed("truncated fixed");
         }
-        PyObject *value = PyBytes_FromStringAndSize((const char *)cur->pos, size);
+        PyObject *value = keep ? PyBytes_FromStringAndSize((const char *)cur->pos, size)
+                               : Py_NewRef(Py_None);
         cur->pos += size;
         return value;
+    }
+    case OP_PROJECT: {
+        PyObject *slots = decode_projection(node, cur);
+        if (slots != NULL && !keep) {
+            Py_SETREF(slots, Py_NewRef(Py_None));
+        }
+        return slots;
     }
     default:
         PyErr_SetString(PyExc_SystemError, "bad Avro reader program");
@@ -353,6 +467,8 @@ typedef struct {
     PyObject *trailing_error; /* raised when bytes are left after the record */
     vectorcallfunc vectorcall;
 } Reader;
+
+static int check_target(PyObject *target, int depth, Py_ssize_t slot_count);
 
 static int
 check_program(PyObject *node, int depth)
@@ -420,11 +536,71 @@ check_program(PyObject *node, int depth)
             return 0;
         }
         break;
+    case OP_PROJECT:
+        if (size == 3 && PyLong_Check(PyTuple_GET_ITEM(node, 1)) &&
+            PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1)) >= 0) {
+            return check_target(PyTuple_GET_ITEM(node, 2), depth + 1,
+                                PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1)));
+        }
+        break;
     default:
         break;
     }
     if (!PyErr_Occurred()) {
         PyErr_Format(PyExc_TypeError, "malformed program node (opcode %ld)", op);
+    }
+    return -1;
+}
+
+/* A projection target, whose STOREs must name slots of the enclosing PROJECT. */
+static int
+check_target(PyObject *target, int depth, Py_ssize_t slot_count)
+{
+    if (depth > 64) {
+        PyErr_SetString(PyExc_ValueError, "program nested too deeply");
+        return -1;
+    }
+    if (!PyTuple_Check(target) || PyTuple_GET_SIZE(target) < 2 ||
+        !PyLong_Check(PyTuple_GET_ITEM(target, 0))) {
+        PyErr_SetString(PyExc_TypeError, "a projection target is a tuple starting with an opcode");
+        return -1;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(target);
+    long op = opcode(target);
+    switch (op) {
+    case OP_SKIP:
+        if (size == 2) {
+            return check_program(PyTuple_GET_ITEM(target, 1), depth + 1);
+        }
+        break;
+    case OP_STORE:
+        if (size == 3 && PyLong_Check(PyTuple_GET_ITEM(target, 1))) {
+            Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(target, 1));
+            if (slot < 0 || slot >= slot_count) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_ValueError, "projection slot out of range");
+                }
+                return -1;
+            }
+            return check_program(PyTuple_GET_ITEM(target, 2), depth + 1);
+        }
+        break;
+    case OP_INTO_RECORD: case OP_INTO_UNION:
+        if (size == 2 && PyTuple_Check(PyTuple_GET_ITEM(target, 1))) {
+            PyObject *parts = PyTuple_GET_ITEM(target, 1);
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts); i++) {
+                if (check_target(PyTuple_GET_ITEM(parts, i), depth + 1, slot_count) < 0) {
+                    return -1;
+                }
+            }
+            return 0;
+        }
+        break;
+    default:
+        break;
+    }
+    if (!PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "malformed projection target (opcode %ld)", op);
     }
     return -1;
 }
@@ -453,7 +629,7 @@ reader_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
     else {
         Cursor cur = {(const unsigned char *)view.buf + start,
                       (const unsigned char *)view.buf + view.len, MAX_ZERO_WIDTH_ITEMS};
-        result = decode_node(self->program, &cur);
+        result = decode_node(self->program, &cur, 1);
         if (result != NULL && cur.pos != cur.end) {
             Py_CLEAR(result);
             PyErr_SetString(self->trailing_error, "bytes left over after the Avro record");

@@ -33,6 +33,7 @@ from fastavro.utils import generate_many
 
 import schemas
 from consumer.config import ConfigError, SchemaSettings, settings_file
+from transforms.paths import PathReader
 
 if TYPE_CHECKING:
     # Imported where used at run time: the registry client costs ~0.3 s to import, and a
@@ -250,6 +251,171 @@ def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
     return compile_node(schema, "")
 
 
+# --- projection: the compiled reader reads only the values a mapping needs -----------------
+
+Path = tuple[str, ...]
+Values = tuple[Any, ...]
+_PROJECT, _SKIP, _STORE, _INTO_RECORD, _INTO_UNION = 13, 14, 15, 16, 17
+# A path's slot (None when only deeper paths start with it), and the paths below it.
+_Trie = dict[str, tuple[list[int | None], "_Trie"]]
+
+
+class _NotProjectable(ValueError):
+    """Paths the projection cannot read as the whole decode would: decode whole records."""
+
+
+def _trie(paths: Sequence[Path]) -> _Trie:
+    root: _Trie = {}
+    for slot, path in enumerate(paths):
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, ([None], {}))[1]
+        node.setdefault(path[-1], ([None], {}))[0][0] = slot
+    return root
+
+
+def _projection(
+    program: tuple[Any, ...],
+    paths: Sequence[Path],
+    items_slot: int | None,
+    item_paths: Sequence[Path],
+) -> tuple[Any, ...]:
+    """The compiled reader's program (a PROJECT node, see consumer/_avro_reader.c) that reads
+    `paths` of a record of `program`, its item list (slot `items_slot`) as tuples of `item_paths`.
+
+    A path reads None through anything but a record, as `PathReader` does on the decoded dict:
+    so every part of the record that no path names is skipped (read and checked, never built).
+    """
+    if len(set(paths)) != len(paths) or len(set(item_paths)) != len(item_paths):
+        raise _NotProjectable("a path is given twice")
+    record, union, array, map_ = (_OPCODES[kind] for kind in ("record", "union", "array", "map"))
+
+    def into(node: tuple[Any, ...], trie: _Trie, store: Callable[..., Any]) -> tuple[Any, ...]:
+        if node[0] == record:
+            targets = []
+            for name, field in zip(node[1], node[2], strict=True):
+                entry = trie.get(name)
+                if entry is None:
+                    targets.append((_SKIP, field))
+                    continue
+                (slot,), below = entry
+                if not below:
+                    assert slot is not None
+                    targets.append(store(slot, field))
+                elif slot is not None:
+                    raise _NotProjectable("a path is also the start of another")
+                else:
+                    targets.append(into(field, below, store))
+            return (_INTO_RECORD, tuple(targets))
+        if node[0] == union:
+            return (_INTO_UNION, tuple(into(branch, trie, store) for branch in node[1]))
+        if node[0] == map_:
+            raise _NotProjectable("a path goes through a map")
+        return (_SKIP, node)
+
+    def stored(slot: int, node: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (_STORE, slot, node)
+
+    item_trie = _trie(item_paths)
+
+    def item(node: tuple[Any, ...]) -> tuple[Any, ...]:
+        if node[0] == record:
+            return (_PROJECT, len(item_paths), into(node, item_trie, stored))
+        if node[0] == union:
+            return (union, tuple(item(branch) for branch in node[1]))
+        return node  # decoded whole: the mapping reads records only
+
+    def item_list(node: tuple[Any, ...]) -> tuple[Any, ...]:
+        if node[0] == array:
+            return (array, item(node[1]), node[2])
+        if node[0] == union:
+            return (union, tuple(item_list(branch) for branch in node[1]))
+        return node
+
+    def stored_or_items(slot: int, node: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (_STORE, slot, item_list(node) if slot == items_slot else node)
+
+    return (_PROJECT, len(paths), into(program, _trie(paths), stored_or_items))
+
+
+# Verdicts on an extra property of a projected record (see `_extras_verdict`).
+_IGNORE: Final = -1
+_WHOLE: Final = -2
+
+
+def _only_branch(node: tuple[Any, ...], opcode: int) -> tuple[Any, ...] | None:
+    """`node` if it has this opcode, or the one non-null branch of a union that has it."""
+    if node[0] == _OPCODES["union"]:
+        others = [branch for branch in node[1] if branch[0] != _OPCODES["null"]]
+        node = others[0] if len(others) == 1 else node
+    return node if node[0] == opcode else None
+
+
+def _extras_verdict(
+    pointer: str,
+    program: tuple[Any, ...],
+    paths: Sequence[Path],
+    items_slot: int | None,
+    item_paths: Sequence[Path],
+) -> int:
+    """Whether an extra property at `pointer` changes nothing a projection reads, and can always
+    be put back in place (so the whole decode would not fail on it): `_IGNORE`; or the same
+    provided the record's item list has a record at index k: k; else `_WHOLE`.
+
+    Decided from the schema alone, for pointers producers repeat (`/items/0/variant`): a
+    pointer that leaves the schema's records (into a list, a map, a string) could fail or not
+    depending on the data, so it takes the whole decode.
+    """
+    record = _OPCODES["record"]
+    try:
+        parents, last = _POINTERS.get(pointer) or _parse_pointer(pointer)
+    except ValueError:
+        return _WHOLE
+    tokens = [*parents, last]
+    node: tuple[Any, ...] | None = program
+    requested: _Trie | None = _trie(paths)
+    verdict = _IGNORE
+    position = 0
+    while position < len(tokens):
+        token, final = tokens[position], position == len(tokens) - 1
+        entry = requested.get(token) if requested is not None else None
+        if entry is not None and (final or entry[0][0] not in (None, items_slot)):
+            return _WHOLE  # it sets a value the projection reads, or a part of one
+        requested = entry[1] if entry is not None else None
+        node = _only_branch(node, record) if node is not None else None
+        if node is None:
+            return _WHOLE
+        if token not in node[1]:  # not in the schema: put back into a dict of its own
+            return verdict if requested is None else _WHOLE
+        node = node[2][node[1].index(token)]
+        if entry is not None and entry[0][0] == items_slot:  # the item list: /items/<k>/...
+            array = _only_branch(node, _OPCODES["array"])
+            index = tokens[position + 1] if position + 1 < len(tokens) else ""
+            if array is None or not index.isdigit() or position + 2 >= len(tokens):
+                return _WHOLE
+            node, requested, verdict = array[1], _trie(item_paths), int(index)
+            position += 1
+        position += 1
+    return verdict if requested is None else _WHOLE
+
+
+def _reference_values(
+    reader: PathReader, items_slot: int | None, item_reader: PathReader
+) -> Callable[[Record], Values]:
+    """What a projection must give for a decoded record (its self-check)."""
+
+    def values(event: Record) -> Values:
+        read = list(reader.read(event))
+        if items_slot is not None and isinstance(read[items_slot], list):
+            read[items_slot] = [
+                item_reader.read(item) if isinstance(item, dict) else item
+                for item in read[items_slot]
+            ]
+        return tuple(read)
+
+    return values
+
+
 def _native_available() -> bool:
     try:
         from consumer import _avro_reader  # noqa: F401
@@ -334,6 +500,17 @@ def _random_bodies(parsed_schema: Any) -> list[bytes]:
         fastavro.schemaless_writer(stream, parsed_schema, record)
         bodies.append(stream.getvalue())
     return bodies
+
+
+def _read(body: Callable[[bytes, int], _T], value: bytes, start: int) -> _T | DecodeFailure:
+    try:
+        return body(value, start)
+    except _TrailingBytesError:
+        return _failure("bytes left over after the Avro record")
+    # Malformed input makes the Avro readers raise many kinds of errors (EOFError, ValueError,
+    # UnicodeDecodeError, IndexError, ...): each one means "undecodable".
+    except Exception as exc:
+        return _failure(f"Avro decode error ({type(exc).__name__})")
 
 
 def _put_back_extras(event: Record) -> Record | DecodeFailure:
@@ -429,38 +606,120 @@ class Decoder:
         return "confluent" if self._confluent else "plain"
 
     def decode_batch(self, values: Sequence[bytes | None]) -> list[Record | DecodeFailure]:
-        decode = self._decode_confluent if self._confluent else self._decode_plain
-        return [decode(value) for value in values]
+        return [self._decode(value) for value in values]
 
-    def _decode_plain(self, value: bytes | None) -> Record | DecodeFailure:
+    def projector(
+        self, paths: Sequence[Path], items_slot: int | None, item_paths: Sequence[Path]
+    ) -> Callable[[Sequence[bytes | None]], list[Values | Record | DecodeFailure]] | None:
+        """A batch decoder that reads only the values a mapping needs, saving the event's tree.
+
+        A record comes as the tuple of its values at `paths` (as `PathReader(paths).read` would
+        read them from the decoded record; one more value may follow), its list at slot
+        `items_slot` holding tuples of each item's values at `item_paths`. Records it cannot
+        read so (written with another registered schema, or carrying extra properties) come
+        decoded whole. None unless the compiled reader is in use and the schema allows it; it
+        is also checked, like the readers, to give exactly those values on sample records.
+        """
+        if self._engine != "native":
+            return None
+        paths, item_paths = tuple(paths), tuple(item_paths)
+        try:
+            program_tree = _program(self._schema)[0]
+            program = _projection(program_tree, (*paths, (EXTRA_FIELD,)), items_slot, item_paths)
+            from consumer._avro_reader import Reader
+
+            reader: Callable[[bytes, int], Values] = Reader(program, _TrailingBytesError)
+        except (_NotCompilable, _NotProjectable) as exc:
+            log.info("Avro decoder reads whole records (%s)", exc)
+            return None
+
+        verdicts: dict[str, int] = {}
+
+        def extras_ignorable(values: Values) -> bool:
+            """The record's extra properties change none of `values`, and the whole decode
+            would put each back in place without failing."""
+            extras: dict[str, str] = values[-1]
+            if len(extras) > 1 and any(b.startswith(a + "/") for a in extras for b in extras):
+                return False  # one is put back into another: what the first holds decides
+            for pointer, text in extras.items():
+                verdict = verdicts.get(pointer)
+                if verdict is None:
+                    if len(verdicts) >= _MAX_POINTERS:
+                        verdicts.clear()
+                    verdict = verdicts[pointer] = _extras_verdict(
+                        pointer, program_tree, paths, items_slot, item_paths
+                    )
+                if verdict == _WHOLE:
+                    return False
+                if verdict >= 0:
+                    items = values[items_slot]  # type: ignore[index]
+                    if not (
+                        isinstance(items, list)
+                        and verdict < len(items)
+                        and items[verdict].__class__ is tuple
+                    ):
+                        return False
+                try:
+                    orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    return False
+            return True
+
+        def project(value: bytes | None) -> Values | Record | DecodeFailure:
+            located = self._locate(value) if value else _NO_VALUE
+            if isinstance(located, DecodeFailure):
+                return located
+            body, start = located
+            assert value is not None
+            if body is not self._local:
+                return self._decode_body(body, value, start)
+            values: Values | DecodeFailure = _read(reader, value, start)
+            if isinstance(values, tuple) and values[-1] and not extras_ignorable(values):
+                return self._decode_body(body, value, start)  # extras put back by the decode
+            return values
+
+        expected = _reference_values(PathReader(paths), items_slot, PathReader(item_paths))
+        for body in self._sample_bodies():
+            whole, got = self._decode_body(self._local, body, 0), project(body)
+            if isinstance(whole, DecodeFailure):
+                continue
+            if isinstance(got, dict):
+                got = expected(got)
+            if not isinstance(got, tuple) or repr(got[: len(paths)]) != repr(expected(whole)):
+                log.warning("Avro decoder reads whole records (projection failed its check)")
+                return None
+
+        def project_batch(values: Sequence[bytes | None]) -> list[Values | Record | DecodeFailure]:
+            return [project(value) for value in values]
+
+        return project_batch
+
+    def _decode(self, value: bytes | None) -> Record | DecodeFailure:
         if not value:
             return _NO_VALUE
-        return self._decode_body(self._local, value, 0)
+        located = self._locate(value)
+        if isinstance(located, DecodeFailure):
+            return located
+        return self._decode_body(located[0], value, located[1])
 
-    def _decode_confluent(self, value: bytes | None) -> Record | DecodeFailure:
-        if not value:
-            return _NO_VALUE
+    def _locate(self, value: bytes) -> tuple[BodyDecoder, int] | DecodeFailure:
+        """The body decoder for a (non-empty) record value, and where its Avro body starts."""
+        if not self._confluent:
+            return self._local, 0
         if len(value) < _HEADER.size or value[0] != MAGIC_BYTE:
             return _NOT_CONFLUENT
         if self._registry is None:
-            return self._decode_body(self._local, value, _HEADER.size)
+            return self._local, _HEADER.size
         schema_id = _HEADER.unpack_from(value)[1]
         body = self._by_id.get(schema_id) or self._writer_decoder(schema_id)
         if isinstance(body, DecodeFailure):
             return body
-        return self._decode_body(body, value, _HEADER.size)
+        return body, _HEADER.size
 
     @staticmethod
     def _decode_body(body: BodyDecoder, value: bytes, start: int) -> Record | DecodeFailure:
-        try:
-            event = body(value, start)
-        except _TrailingBytesError:
-            return _failure("bytes left over after the Avro record")
-        # Malformed input makes the Avro readers raise many kinds of errors (EOFError,
-        # ValueError, UnicodeDecodeError, IndexError, ...): each one means "undecodable".
-        except Exception as exc:
-            return _failure(f"Avro decode error ({type(exc).__name__})")
-        return _put_back_extras(event)
+        event = _read(body, value, start)
+        return event if isinstance(event, DecodeFailure) else _put_back_extras(event)
 
     def _writer_decoder(self, schema_id: int) -> BodyDecoder | DecodeFailure:
         """The decoder for writer schema `schema_id`, fetched and prepared once."""

@@ -40,7 +40,8 @@ from consumer.delivery import (
 from consumer.dlq import DeadLetter, DeadLetterWriter, Origin
 from consumer.metrics import IDENTITY_FIELDS, Metrics
 from consumer.offsets import OffsetTracker
-from transforms import Mapped, Skipped, capi_rules, map_event
+from transforms import Mapped, Skipped, capi_rules, map_values
+from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
 
@@ -116,20 +117,27 @@ class Summary:
 
 
 class _Router:
-    """Pixel of a CA event: the first route whose field matches, else the default pixel."""
+    """Pixel of a CA event: the first route whose field matches, else the default pixel.
 
-    def __init__(self, routes: list[Route], default_pixel: str | None) -> None:
-        self._routes = [
-            (tuple(r.field.split(".")), frozenset(r.values), r.pixel_id) for r in routes
-        ]
+    The event comes as its values at `paths` (the mapping's), to which the routes' fields are
+    added: the decoder reads them all in one pass.
+    """
+
+    def __init__(
+        self, routes: list[Route], default_pixel: str | None, paths: list[tuple[str, ...]]
+    ) -> None:
+        self._routes = []
+        for route in routes:
+            path = tuple(route.field.split("."))
+            if path not in paths:
+                paths.append(path)
+            self._routes.append((paths.index(path), frozenset(route.values), route.pixel_id))
         self.default_pixel = default_pixel
 
-    def pixel_of(self, event: dict[str, Any]) -> str | None:
-        for path, values, pixel in self._routes:
-            node: Any = event
-            for part in path:
-                node = node.get(part) if isinstance(node, dict) else None
-            if node is not None and str(node) in values:
+    def pixel_of(self, values: tuple[Any, ...]) -> str | None:
+        for slot, accepted, pixel in self._routes:
+            value = values[slot]
+            if value is not None and str(value) in accepted:
                 return pixel
         return self.default_pixel
 
@@ -175,7 +183,17 @@ class Pipeline:
         self._group_id = group_id or config.kafka.group_id
         self._compiled = config.compile()
         self._decoder = Decoder(config.schema_settings)
-        self._router = _Router(config.capi.routes, config.capi.pixel_id)
+        paths = list(self._compiled.event_reader.index)
+        self._router = _Router(config.capi.routes, config.capi.pixel_id, paths)
+        # Events come decoded as their values at `paths` (`map_values`): read from the bytes
+        # by the compiled reader where it can, else read from the whole decoded record.
+        self._read_values = PathReader(paths).read
+        self._decode = (
+            self._decoder.projector(
+                paths, self._compiled.items, list(self._compiled.item_reader.index)
+            )
+            or self._decoder.decode_batch
+        )
         self._batcher = Batcher(
             config.batch.max_events, config.batch.max_bytes, config.batch.linger_ms / 1000
         )
@@ -434,7 +452,7 @@ class Pipeline:
                 values.append(value)
                 origins.append(found)
         try:
-            decoded = self._decoder.decode_batch(values)
+            decoded = self._decode(values)
         except RegistryRejected as exc:
             # Bad registry credentials or a refused schema: no retry can fix it.
             self._fatal_error = f"the schema registry refused the request: {exc}"
@@ -454,6 +472,7 @@ class Pipeline:
         dumps = self._dumps
         add = self._batcher.add
         pixel_of = self._router.pixel_of
+        read_values = self._read_values
         dry_run = self.plan is not None and self.plan.dry_run
         mapped_per_pixel: Counter[str] = Counter()
         pending_bytes = 0
@@ -465,9 +484,10 @@ class Pipeline:
             if isinstance(event, DecodeFailure):
                 self._dead_letter(message, origin, "undecodable", event.message)
                 continue
-            outcome = map_event(event, compiled, now_ms)
+            event_values = event if event.__class__ is tuple else read_values(event)
+            outcome = map_values(event_values, compiled, now_ms)
             if isinstance(outcome, Mapped):
-                pixel = pixel_of(event)
+                pixel = pixel_of(event_values)
                 if pixel is None:
                     self._skip(key, offset, "unrouted")
                     continue

@@ -7,7 +7,7 @@ No I/O, no clock, no logging: `now_ms` is injected, and every outcome is a value
 """
 
 from transforms.compiled import CompiledMapping
-from transforms.envelope import map_event
+from transforms.envelope import map_event, map_values
 from transforms.outcomes import Failed, Mapped, Outcome, Skipped
 from transforms.settings import MappingSettings
 
@@ -19,4 +19,5 @@ __all__ = [
     "Outcome",
     "Skipped",
     "map_event",
+    "map_values",
 ]

@@ -39,15 +39,25 @@ UNEXPECTED_INPUT: Final = "the event could not be mapped (unexpected input)"
 def map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome:
     """Map one decoded CA event at time `now_ms` (epoch ms). Pure; never raises."""
     try:
-        return _map_event(event, compiled, now_ms)
+        if not isinstance(event, dict):
+            return Failed("invalid_json", "", "the event is not a JSON object")
+        return _map_values(compiled.event_reader.read(event), compiled, now_ms)
     except Exception:  # a promise to every caller: an outcome for any input whatsoever
         return Failed("invalid_value", "", UNEXPECTED_INPUT)
 
 
-def _map_event(event: object, compiled: CompiledMapping, now_ms: int) -> Outcome:
-    if not isinstance(event, dict):
-        return Failed("invalid_json", "", "the event is not a JSON object")
-    values = compiled.event_reader.read(event)
+def map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int) -> Outcome:
+    """`map_event` of the event whose values at `compiled.event_reader`'s paths are `values`
+    (in its `index` order; more may follow). Its items may also be given as tuples of their
+    values at `compiled.item_reader`'s paths. This is what a decoder that reads only those
+    paths produces (consumer/decoding.py), saving the event's tree. Pure; never raises."""
+    try:
+        return _map_values(values, compiled, now_ms)
+    except Exception:
+        return Failed("invalid_value", "", UNEXPECTED_INPUT)
+
+
+def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int) -> Outcome:
     event_name = values[compiled.event_name]
     if not isinstance(event_name, str):
         return Failed("missing_field", "type", "event_name is missing or not a string")
@@ -195,15 +205,18 @@ def _data(
             exponent = None if currency is None else currency_exponent(currency)
             contents = []
             read_item = compiled.item_reader.read
+            select_item = compiled.item_reader.select
             for index, item in enumerate(items):
-                # A null or non-object entry has nothing to map; indexes stay those of `items`.
                 if isinstance(item, dict):
-                    content = _content(
-                        read_item(item), index, event_content_type, currency, exponent
-                    )
-                    if isinstance(content, Failed):
-                        return content
-                    contents.append(content)
+                    fields = read_item(item)
+                elif item.__class__ is tuple:  # read by a projecting decoder (`map_values`)
+                    fields = select_item(item)
+                else:  # a null or non-object entry: nothing to map; indexes stay those of `items`
+                    continue
+                content = _content(fields, index, event_content_type, currency, exponent)
+                if isinstance(content, Failed):
+                    return content
+                contents.append(content)
             if contents:
                 data["contents"] = contents
     return data

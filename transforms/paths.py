@@ -46,10 +46,11 @@ class PathReader:
 
     With `outputs` (a list of source chains), `read` instead returns one value per chain: the
     first of its paths that is not None. The caller then unpacks its fields from the tuple in
-    one step, with no index lookups and no loops over chains.
+    one step, with no index lookups and no loops over chains. `select` does the same from the
+    values of every path, in `index` order (what a projecting decoder produces).
     """
 
-    __slots__ = ("index", "read", "source")
+    __slots__ = ("index", "read", "select", "source")
 
     def __init__(
         self, paths: Iterable[Path], outputs: Sequence[Sequence[Path]] | None = None
@@ -61,9 +62,18 @@ class PathReader:
             for path in chain:
                 self.index.setdefault(path, len(self.index))
         self.source = self._generate(outputs)
+        if outputs is not None:
+            selected = [
+                self._first_of([f"values[{self.index[path]}]" for path in chain])
+                for chain in outputs
+            ]
+            self.source += (
+                f"\ndef select(values):\n    return ({''.join(s + ', ' for s in selected)})"
+            )
         namespace: dict[str, Any] = {}
         exec(compile(self.source, "<PathReader>", "exec"), namespace)
         self.read: Callable[[object], tuple[Any, ...]] = namespace["read"]
+        self.select: Callable[[tuple[Any, ...]], tuple[Any, ...]] = namespace.get("select", tuple)
 
     def _generate(self, outputs: Sequence[Sequence[Path]] | None) -> str:
         names = [f"v{index}" for index in range(len(self.index))]

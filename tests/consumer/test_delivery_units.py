@@ -12,6 +12,7 @@ from consumer.batching import Pending
 from consumer.config import Route
 from consumer.delivery import ApiKey, _api_message, _is_transient, redact, retry_after_seconds
 from consumer.pipeline import _Router
+from transforms.paths import PathReader
 
 
 def test_retry_after_seconds_and_http_dates() -> None:
@@ -60,11 +61,17 @@ def test_api_key_file_is_re_read_when_it_changes(tmp_path: Path) -> None:
 
 def test_routes_pick_the_pixel_by_a_field_value() -> None:
     routes = [Route(field="context.site", values=["fr", "be"], pixel_id="pixel-fr")]
-    router = _Router(routes, default_pixel="pixel-main")
-    assert router.pixel_of({"context": {"site": "fr"}}) == "pixel-fr"
-    assert router.pixel_of({"context": {"site": "de"}}) == "pixel-main"
-    assert router.pixel_of({"context": None}) == "pixel-main"
-    assert _Router(routes, default_pixel=None).pixel_of({}) is None
+    paths = [("event_name",), ("context", "site")]
+    router = _Router(routes, "pixel-main", paths)
+    assert paths == [("event_name",), ("context", "site")]  # an existing path: no new slot
+    read = PathReader(paths).read
+    assert router.pixel_of(read({"context": {"site": "fr"}})) == "pixel-fr"
+    assert router.pixel_of(read({"context": {"site": "de"}})) == "pixel-main"
+    assert router.pixel_of(read({"context": None})) == "pixel-main"
+    paths = [("event_name",)]
+    router = _Router(routes, None, paths)
+    assert paths == [("event_name",), ("context", "site")]  # the route's field is added
+    assert router.pixel_of(PathReader(paths).read({})) is None
 
 
 def test_redaction_covers_lists_escaped_forms_and_keeps_enumerations() -> None:
