@@ -7,7 +7,6 @@ unusable: invalid identity values are dropped, never errors.
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import re
 import string
 import unicodedata
@@ -48,6 +47,7 @@ _HEX_DIGITS: Final = frozenset(string.hexdigits)
 _POSTAL_CODE: Final = re.compile(r"[A-Za-z0-9 -]{1,32}")
 _IPV4_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4: Final = re.compile(rf"{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}")
+_HEXTETS: Final = re.compile(r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,7}")
 GEO_TEXT_MAX: Final = 128
 
 
@@ -171,15 +171,29 @@ def normalize_ip(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     address = value.strip()
-    if _IPV4.fullmatch(address):
+    if _IPV4.fullmatch(address) or is_ipv6(address):
         return address
-    if ":" not in address or "%" in address:
-        return None
-    try:
-        ipaddress.IPv6Address(address)
-    except ValueError:
-        return None
-    return address
+    return None
+
+
+def is_ipv6(address: str) -> bool:
+    """RFC 4291 text form, as `ipaddress.IPv6Address` accepts it but without a zone index (a
+    property test holds them equal); several times faster, and a third of events carry one."""
+    if "." in address:  # an IPv4 tail: the last two groups
+        head, colon, ipv4 = address.rpartition(":")
+        if not colon or not _IPV4.fullmatch(ipv4):
+            return False
+        address = head + ":0:0"
+    head, double_colon, tail = address.partition("::")
+    if not double_colon:
+        return address.count(":") == 7 and _HEXTETS.fullmatch(address) is not None
+    groups = 0
+    for part in (head, tail):
+        if part:
+            if not _HEXTETS.fullmatch(part):
+                return False
+            groups += part.count(":") + 1
+    return groups <= 7  # `::` stands for at least one group
 
 
 def non_blank(value: object) -> str | None:

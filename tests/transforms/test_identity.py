@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms import identity
 
@@ -121,3 +124,40 @@ def test_name_normalization_is_nfc_whatever_the_input_form() -> None:
 )
 def test_cookie_reader(cookie: str, value: str | None) -> None:
     assert identity.cookie_reader("__oppref")(cookie) == value
+
+
+def stdlib_ipv6(text: str) -> bool:
+    if "%" in text:  # a zone index: never an address CAPI takes
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@st.composite
+def ipv6_like(draw: st.DrawFn) -> str:
+    """Real addresses in every text form, then damaged a little: near the boundary."""
+    address = ipaddress.IPv6Address(draw(st.integers(0, 2**128 - 1)))
+    text = draw(st.sampled_from([str(address), address.exploded]))
+    if draw(st.booleans()):
+        octets = draw(st.lists(st.integers(0, 300), min_size=3, max_size=5))
+        text = text.rsplit(":", 2)[0] + ":" + ".".join(map(str, octets))
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(text)))
+        text = (
+            text[:at]
+            + draw(st.sampled_from(["", ":", "::", ".", "0", "g", "00000"]))
+            + text[at + draw(st.integers(0, 2)) :]
+        )
+    return text
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(ipv6_like(), st.text("0123456789abcdefABCDEF:.%x ", max_size=24)))
+def test_ipv6_check_accepts_exactly_what_the_standard_library_does(text: str) -> None:
+    assert identity.is_ipv6(text) == stdlib_ipv6(text)
+    assert (identity.normalize_ip(text) == text) == (
+        text == text.strip() and (stdlib_ipv6(text) or identity._IPV4.fullmatch(text) is not None)
+    )
