@@ -8,6 +8,11 @@ bench/peer-requirements.txt) with the project on PYTHONPATH, so it uses the same
 (`consumer.decoding.Decoder`, same engine choice) and the same `transforms.map_event`. A
 `BatchingSink` subclass POSTs the mapped events in 1000-event batches with a kept-alive HTTP
 session. Prints one JSON object: events delivered, busy seconds, events/s.
+
+With `--projected` its deserializer reads only the mapping's values, as the product's pipeline
+does (`Decoder.projector`, then `map_values`): not how a Quix job is written (its values are
+records the dataframe can filter and reshape), but it shows what is left of the gap when both
+decode alike.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -27,7 +33,7 @@ from quixstreams.sinks import BatchingSink, SinkBatch
 
 from consumer.config import AppConfig
 from consumer.decoding import DecodeFailure, Decoder
-from transforms import Mapped, map_event
+from transforms import CompiledMapping, Mapped, Outcome, map_event, map_values
 
 _BATCH = 1000
 
@@ -55,12 +61,12 @@ TopicAdmin.inspect_topics = _inspect_from_metadata  # type: ignore[method-assign
 class AvroDeserializer(Deserializer):
     """Record bytes → CA event dict with the project's decoder."""
 
-    def __init__(self, decoder: Decoder) -> None:
+    def __init__(self, decode: Callable[[list[bytes]], list[Any]]) -> None:
         super().__init__()
-        self._decoder = decoder
+        self._decode = decode
 
     def __call__(self, value: bytes, ctx: Any) -> Any:
-        decoded = self._decoder.decode_batch([value])[0]
+        decoded = self._decode([value])[0]
         return None if isinstance(decoded, DecodeFailure) else decoded
 
 
@@ -97,6 +103,7 @@ def main() -> None:
     parser.add_argument("--api-key", default="bench-key")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--state-dir", required=True, help="Quix's state directory (unused)")
+    parser.add_argument("--projected", action="store_true", help="decode as the product does")
     parser.add_argument("topics", nargs="+")
     args = parser.parse_args()
 
@@ -111,13 +118,27 @@ def main() -> None:
         use_changelog_topics=False,
         state_dir=args.state_dir,
     )
-    deserializer = AvroDeserializer(decoder)
+    decode: Callable[[list[bytes]], list[Any]] = decoder.decode_batch
+    transform: Callable[[Any, CompiledMapping, int], Outcome] = map_event
+    if args.projected:
+        read = compiled.event_reader.read
+        project = decoder.projector(
+            list(compiled.event_reader.index), compiled.items, list(compiled.item_reader.index)
+        )
+        assert project is not None, "the compiled reader is needed to project"
+        decode = project
+
+        def transform(values: Any, compiled: CompiledMapping, now_ms: int) -> Outcome:
+            values = values if isinstance(values, tuple) else read(values)
+            return map_values(values, compiled, now_ms)
+
+    deserializer = AvroDeserializer(decode)
     started: list[float] = []
 
-    def to_capi(event: dict[str, Any]) -> dict[str, Any] | None:
+    def to_capi(event: Any) -> dict[str, Any] | None:
         if not started:
             started.append(time.monotonic())
-        outcome = map_event(event, compiled, int(time.time() * 1000))
+        outcome = transform(event, compiled, int(time.time() * 1000))
         return outcome.event if isinstance(outcome, Mapped) else None
 
     sink = CapiSink(args.sink_url, args.pixel_id, args.api_key)

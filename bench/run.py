@@ -207,7 +207,12 @@ def map_command(pool: list[dict[str, Any]], lines: int, now_ms: int, directory: 
 
 
 def peer(
-    bootstrap: str, topics: list[str], events: int, sink: Sink, directory: Path
+    bootstrap: str,
+    topics: list[str],
+    events: int,
+    sink: Sink,
+    directory: Path,
+    projected: bool = False,
 ) -> dict[str, Any]:
     if not PEER_PYTHON.exists():
         return {"skipped": f"no peer venv: create it (see docs/benchmarks.md) at {PEER_PYTHON}"}
@@ -217,8 +222,9 @@ def peer(
             e2e.pinned(
                 [
                     *(str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap),
-                    *("--group", f"bench-peer-{events}", "--events", str(events)),
+                    *("--group", f"bench-peer-{events}-{projected}", "--events", str(events)),
                     *("--sink-url", sink.url, "--state-dir", str(directory / f"quix-{events}")),
+                    *(["--projected"] if projected else []),
                     *topics,
                 ]
             ),
@@ -302,6 +308,16 @@ def table(results: dict[str, Any]) -> str:
         ]
     else:
         rows.append(("Quix peer", "not run", str(p)[:60]))
+    projected = results.get("peer_projected", {})
+    if "events_per_s" in projected and "events_per_s" in p:
+        rows += [
+            ("Quix peer, projected", f"{projected['events_per_s']:,.0f} ev/s", "decoding as ours"),
+            (
+                "product/that peer ev/s",
+                f"{d['events_per_s'] / projected['events_per_s']:.2f}",
+                f"CPU/ev {d['cpu_us_per_event'] / projected['cpu_us_per_event']:.2f}",
+            ),
+        ]
     rows += [
         (
             "latency p50 / p99",
@@ -329,6 +345,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "200000")))
     parser.add_argument("--profile", action="store_true", help="cProfile a Pipeline run instead")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument(
+        "--peer-projected",
+        action="store_true",
+        help="also run the peer decoding as the product does (projection, map_values)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     now_ms = int(time.time() * 1000)
@@ -396,6 +417,14 @@ def main() -> int:
             results["peer"] = peer(bootstrap, topics, args.events, sink, directory)
         else:
             results["peer"] = {"skipped": "--skip-peer"}
+        if args.peer_projected and "cpu_s" in peer_startup:
+            log("Quix Streams peer, decoding as the product does")
+            projected = peer(bootstrap, topics, args.events, sink, directory, projected=True)
+            if "cpu_s" in projected:
+                projected["cpu_us_per_event"] = round(
+                    (projected["cpu_s"] - peer_startup["cpu_s"]) / (args.events - 1000) * 1e6, 1
+                )
+            results["peer_projected"] = projected
         if "cpu_s" in results["peer"] and "cpu_s" in peer_startup:
             p = results["peer"]
             # Start-up removed as for the product: the same 1000-event run's CPU.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from consumer.batching import Batch, Batcher, Pending
 
@@ -53,6 +54,25 @@ def test_body_is_valid_json_with_every_event() -> None:
     assert [e["id"] for e in decoded["events"]] == [f"e{n}" for n in range(5)]
     assert decoded["validate_only"] is True
     assert "integration_source" not in decoded
+
+
+@pytest.mark.parametrize("events", [0, 1, 2, 5])
+@pytest.mark.parametrize(("source", "validate_only"), [(None, False), ("src", True)])
+def test_body_is_the_envelope_around_the_payloads_joined(
+    events: int, source: str | None, validate_only: bool
+) -> None:
+    batch = Batch("p", [item(n) for n in range(events)])
+    payloads = [i.payload for i in batch.items]
+    expected = {"events": [orjson.loads(p) for p in payloads]}
+    if source:
+        expected["integration_source"] = source
+    if validate_only:
+        expected["validate_only"] = True
+    body = batch.body(source, validate_only)
+    assert orjson.loads(body) == expected
+    assert body.startswith(b'{"events":[')
+    assert [i.payload for i in batch.items] == payloads  # the items are left as they were
+    assert batch.body(source, validate_only) == body
 
 
 def test_split_halves_keep_every_item_once() -> None:
