@@ -133,6 +133,8 @@ class _Router:
                 paths.append(path)
             self._routes.append((paths.index(path), frozenset(route.values), route.pixel_id))
         self.default_pixel = default_pixel
+        # Without routes every event goes to the default pixel: no call per event.
+        self.only_pixel = None if self._routes else default_pixel
 
     def pixel_of(self, values: tuple[Any, ...]) -> str | None:
         for slot, accepted, pixel in self._routes:
@@ -188,6 +190,7 @@ class Pipeline:
         # Events come decoded as their values at `paths` (`map_values`): read from the bytes
         # by the compiled reader where it can, else read from the whole decoded record.
         self._read_values = PathReader(paths).read
+        self._identities: dict[tuple[tuple[str, ...], bool], frozenset[str]] = {}
         self._decode = (
             self._decoder.projector(
                 paths, self._compiled.items, list(self._compiled.item_reader.index)
@@ -472,7 +475,9 @@ class Pipeline:
         dumps = self._dumps
         add = self._batcher.add
         pixel_of = self._router.pixel_of
+        only_pixel = self._router.only_pixel
         read_values = self._read_values
+        identities = self._identities
         dry_run = self.plan is not None and self.plan.dry_run
         mapped_per_pixel: Counter[str] = Counter()
         pending_bytes = 0
@@ -487,7 +492,7 @@ class Pipeline:
             event_values = event if event.__class__ is tuple else read_values(event)
             outcome = map_values(event_values, compiled, now_ms)
             if isinstance(outcome, Mapped):
-                pixel = pixel_of(event_values)
+                pixel = only_pixel or pixel_of(event_values)
                 if pixel is None:
                     self._skip(key, offset, "unrouted")
                     continue
@@ -498,10 +503,13 @@ class Pipeline:
                     continue
                 payload = dumps(mapped)
                 pending_bytes += len(payload)
+                # Events share a handful of identity shapes: one frozenset each, not a set per
+                # event in flight.
                 user = mapped.get("user")
-                identity = user.keys() & _USER_IDENTITY if user else _NO_IDENTITY
-                if "oppref" in mapped:
-                    identity = identity | _OPPREF
+                shape = (tuple(user) if user else (), "oppref" in mapped)
+                identity = identities.get(shape)
+                if identity is None:
+                    identity = identities[shape] = _identity_fields(shape)
                 full = add(
                     pixel,
                     Pending(
@@ -976,9 +984,13 @@ _source = operator.attrgetter("source")
 _identity = operator.attrgetter("identity")
 # Identity fields of a mapped event: in its `user`, and `oppref` at the top.
 _USER_IDENTITY = frozenset(IDENTITY_FIELDS) - {"oppref"}
-_OPPREF = frozenset({"oppref"})
-_NO_IDENTITY: frozenset[str] = frozenset()
 _payload = operator.attrgetter("payload")
+
+
+def _identity_fields(shape: tuple[tuple[str, ...], bool]) -> frozenset[str]:
+    """The identity fields of a mapped event: its `user` keys that are identities, and oppref."""
+    user_keys, has_oppref = shape
+    return _USER_IDENTITY.intersection(user_keys) | ({"oppref"} if has_oppref else set())
 
 
 def coordinates(message: Message) -> tuple[TopicPartitionKey, int]:

@@ -72,6 +72,8 @@ def test_routes_pick_the_pixel_by_a_field_value() -> None:
     router = _Router(routes, None, paths)
     assert paths == [("event_name",), ("context", "site")]  # the route's field is added
     assert router.pixel_of(PathReader(paths).read({})) is None
+    assert router.only_pixel is None  # with routes, each event is looked at
+    assert _Router([], "pixel-main", paths).only_pixel == "pixel-main"
 
 
 def test_redaction_covers_lists_escaped_forms_and_keeps_enumerations() -> None:
