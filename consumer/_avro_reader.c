@@ -470,16 +470,26 @@ typedef struct {
 
 static int check_target(PyObject *target, int depth, Py_ssize_t slot_count);
 
+/* A node or target is a tuple of at least `min_size` items starting with an opcode. */
 static int
-check_program(PyObject *node, int depth)
+check_header(PyObject *node, int depth, Py_ssize_t min_size, const char *what)
 {
     if (depth > 64) {
         PyErr_SetString(PyExc_ValueError, "program nested too deeply");
         return -1;
     }
-    if (!PyTuple_Check(node) || PyTuple_GET_SIZE(node) < 1 ||
+    if (!PyTuple_Check(node) || PyTuple_GET_SIZE(node) < min_size ||
         !PyLong_Check(PyTuple_GET_ITEM(node, 0))) {
-        PyErr_SetString(PyExc_TypeError, "a program node is a tuple starting with an opcode");
+        PyErr_Format(PyExc_TypeError, "a %s is a tuple starting with an opcode", what);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+check_program(PyObject *node, int depth)
+{
+    if (check_header(node, depth, 1, "program node") < 0) {
         return -1;
     }
     Py_ssize_t size = PyTuple_GET_SIZE(node);
@@ -556,13 +566,7 @@ check_program(PyObject *node, int depth)
 static int
 check_target(PyObject *target, int depth, Py_ssize_t slot_count)
 {
-    if (depth > 64) {
-        PyErr_SetString(PyExc_ValueError, "program nested too deeply");
-        return -1;
-    }
-    if (!PyTuple_Check(target) || PyTuple_GET_SIZE(target) < 2 ||
-        !PyLong_Check(PyTuple_GET_ITEM(target, 0))) {
-        PyErr_SetString(PyExc_TypeError, "a projection target is a tuple starting with an opcode");
+    if (check_header(target, depth, 2, "projection target") < 0) {
         return -1;
     }
     Py_ssize_t size = PyTuple_GET_SIZE(target);

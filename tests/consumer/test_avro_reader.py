@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import tracemalloc
 from typing import Any
 
 import fastavro
@@ -21,7 +20,7 @@ from consumer import decoding
 from consumer.config import SchemaSettings
 from consumer.decoding import Decoder, Encoder
 from consumer.samples import generate_events
-from tests.consumer.records import native_reader_built
+from tests.consumer.records import memory_kept, native_reader_built
 
 if not native_reader_built():
     pytest.skip("the compiled reader was not built (no C compiler)", allow_module_level=True)
@@ -253,14 +252,5 @@ def test_decoding_leaks_no_memory_on_success_or_failure() -> None:
             with pytest.raises(ValueError):  # noqa: PT011
                 read(broken, 0)
 
-    churn()  # warm up caches and free lists
-    tracemalloc.start()
-    try:
-        churn()
-        before = tracemalloc.get_traced_memory()[0]
-        churn()
-        churn()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_kept(churn)
     assert grown < 64 * 1024, f"{grown} bytes kept after 4000 more decodes"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from consumer import decoding
 from consumer.config import SchemaSettings
 from consumer.decoding import EXTRA_FIELD, DecodeFailure, Decoder, Encoder
 from consumer.samples import generate_events
-from tests.consumer.records import native_reader_built
+from tests.consumer.records import memory_kept, native_reader_built
 from transforms import CompiledMapping, MappingSettings, map_event, map_values
 from transforms.paths import PathReader
 
@@ -287,14 +286,5 @@ def test_projecting_leaks_no_memory_on_success_or_failure() -> None:
         for got in project(values):
             assert got is not None
 
-    churn()
-    tracemalloc.start()
-    try:
-        churn()
-        before = tracemalloc.get_traced_memory()[0]
-        churn()
-        churn()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = memory_kept(churn)
     assert grown < 64 * 1024, f"{grown} bytes kept after 3000 more projections"
