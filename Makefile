@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench bench-peer clean
+.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ bench-peer: $(PEER)/.installed
 
 bench: install bench-peer
 	$(BIN)/python -m bench.run
+
+# The same comparisons counted in instructions by valgrind: no noise from a shared machine.
+bench-instructions: install bench-peer
+	$(BIN)/python -m bench.bench_instructions
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info consumer/*.so

@@ -115,10 +115,32 @@ read_length(Cursor *cur, Py_ssize_t *out)
     return 0;
 }
 
+/* A small non-negative int of a checked program (opcodes, slots, sizes), read without
+ * PyLong_AsLong: that call was ~3 % of all the instructions of a run. */
+static inline Py_ssize_t
+small_int(PyObject *number)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyUnstable_Long_IsCompact((PyLongObject *)number)) {
+        return PyUnstable_Long_CompactValue((PyLongObject *)number);
+    }
+#else
+    switch (Py_SIZE(number)) {
+    case 0:
+        return 0;
+    case 1:
+        return (Py_ssize_t)((PyLongObject *)number)->ob_digit[0];
+    default:
+        break;
+    }
+#endif
+    return PyLong_AsSsize_t(number);
+}
+
 static inline long
 opcode(PyObject *node)
 {
-    return PyLong_AsLong(PyTuple_GET_ITEM(node, 0));
+    return (long)small_int(PyTuple_GET_ITEM(node, 0));
 }
 
 /* A dict sized for its fields up front: no resizes while it is filled. */
@@ -244,7 +266,7 @@ static PyObject *
 decode_blocks(PyObject *node, Cursor *cur, int is_map, int keep)
 {
     PyObject *item = PyTuple_GET_ITEM(node, 1);
-    long min_bytes = PyLong_AsLong(PyTuple_GET_ITEM(node, 2));
+    long min_bytes = (long)small_int(PyTuple_GET_ITEM(node, 2));
     if (is_map && min_bytes < 1) {
         min_bytes = 1; /* every entry has at least its key's length byte */
     }
@@ -303,7 +325,7 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
         if (value == NULL) {
             return -1;
         }
-        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(target, 1));
+        Py_ssize_t slot = small_int(PyTuple_GET_ITEM(target, 1));
         Py_SETREF(((PyTupleObject *)slots)->ob_item[slot], value);
         return 0;
     }
@@ -338,7 +360,7 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
 static PyObject *
 decode_projection(PyObject *node, Cursor *cur)
 {
-    Py_ssize_t count = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1));
+    Py_ssize_t count = small_int(PyTuple_GET_ITEM(node, 1));
     PyObject *slots = PyTuple_New(count);
     if (slots == NULL) {
         return NULL;

@@ -1,0 +1,148 @@
+"""Instructions per event, counted by valgrind: the comparisons of `make bench` without the noise
+of a shared machine (a neighbour can slow a run down; it cannot change what the run executes).
+
+    .venv/bin/python -m bench.bench_instructions [--events 21000]   # or: make bench-instructions
+
+Runs under `valgrind --tool=cachegrind` (about 50× slower, so a small backlog): the product end
+to end (`capi-consumer run --until-caught-up`, every thread), the pipeline's stages alone
+(decode as the pipeline does, `map_values`, orjson), and the Quix Streams peer both ways. Each
+is run on `--events` and on 1,000 events, and the difference ÷ the difference in events is the
+cost per event with start-up removed. Prints a table; writes bench/results/instructions.json.
+Time and instructions are different currencies: a run with poor cache behaviour (the peer's
+large heap) takes more time per instruction, so this is a floor for the ratios in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import bench_e2e as e2e
+from bench.run import PEER_PYTHON, RESULTS, pipeline_reader
+from bench.sink import Sink
+from consumer.embedded_broker import EmbeddedBroker
+
+_SMALL = 1_000
+_VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+
+
+def instructions(command: list[str], env: dict[str, str] | None = None) -> int:
+    """Instructions the command executed (all its threads), by valgrind."""
+    done = subprocess.run(
+        [*_VALGRIND, *command], env=env, capture_output=True, text=True, timeout=3600, check=False
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{command[0]} failed under valgrind: {done.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def per_event(counts: dict[int, int]) -> float:
+    (small, few), (large, many) = sorted(counts.items())
+    return (many - few) / (large - small)
+
+
+def stages_only(events: int) -> None:
+    """The pipeline's stages over `events` backlog records, 1000 at a time (run under valgrind)."""
+    from consumer.cli import tune_memory
+    from consumer.config import AppConfig, SchemaSettings
+    from consumer.decoding import Decoder
+    from transforms import Mapped, map_values
+
+    now_ms = int(time.time() * 1000)
+    values = e2e.encode_pool(e2e.purchase_pool(5_000, now_ms))
+    tune_memory()
+    compiled = AppConfig.model_validate({}).compile()
+    read, _ = pipeline_reader(Decoder(SchemaSettings()), compiled)
+    for start in range(0, events, 1000):
+        batch = [values[(start + index) % len(values)] for index in range(1000)]
+        outcomes = [map_values(event, compiled, now_ms) for event in read(batch)]
+        b",".join([orjson.dumps(o.event) for o in outcomes if isinstance(o, Mapped)])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=21_000)
+    parser.add_argument("--stages-only", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stages_only:
+        stages_only(args.stages_only)
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: nothing to count", file=sys.stderr)
+        return 1
+    now_ms = int(time.time() * 1000)
+    values = e2e.encode_pool(e2e.purchase_pool(5_000, now_ms))
+    sizes = (_SMALL, args.events)
+    jobs = ["product", *(["peer", "peer_projected"] if PEER_PYTHON.exists() else [])]
+    counts: dict[str, dict[int, int]] = {job: {} for job in ["stages", *jobs]}
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker, Sink() as sink:
+        directory = Path(tmp)
+        for events in sizes:
+            log(f"{events:,} events: the pipeline's stages")
+            counts["stages"][events] = instructions(
+                [sys.executable, "-m", "bench.bench_instructions", "--stages-only", str(events)],
+                env={**os.environ, "PYTHONPATH": str(e2e.PROJECT)},
+            )
+            for job in jobs:
+                log(f"{events:,} events: {job}")
+                topics = e2e.backlog_topics(f"instructions-{job}-{events}", events)
+                e2e.produce_backlog(broker.bootstrap_servers, topics, events, values)
+                before = sink.accepted
+                counts[job][events] = instructions(
+                    command(job, broker.bootstrap_servers, topics, events, sink, directory),
+                    env={**e2e.cli_env(), "PYTHONPATH": str(e2e.PROJECT)},
+                )
+                # At valgrind's pace a request may time out and be sent again: never fewer.
+                if sink.accepted - before < events:
+                    raise RuntimeError(f"{job} delivered {sink.accepted - before} of {events}")
+    per = {job: round(per_event(found)) for job, found in counts.items() if len(found) == 2}
+    results: dict[str, Any] = {"events": args.events, "instructions_per_event": per}
+    if "product" in per:
+        results["e2e_to_stages"] = round(per["product"] / per["stages"], 2)
+    for peer in ("peer", "peer_projected"):
+        if peer in per:
+            results[f"product_to_{peer}"] = round(per["product"] / per[peer], 2)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "instructions.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    for job, count in per.items():
+        print(f"{job:32}{count:>12,} instructions/event")
+    for name in ("e2e_to_stages", "product_to_peer", "product_to_peer_projected"):
+        if name in results:
+            print(f"{name:32}{results[name]:>12.2f}")
+    print(f"\nwritten: {RESULTS / 'instructions.json'}")
+    return 0
+
+
+def command(
+    job: str, bootstrap: str, topics: list[str], events: int, sink: Sink, directory: Path
+) -> list[str]:
+    if job == "product":
+        raw = e2e.consumer_config(bootstrap, sink.url, topics, f"instructions-{events}")
+        config = e2e.write_config(directory, f"{job}-{events}", raw)
+        return [e2e.CLI, "run", "--config", str(config), "--until-caught-up"]
+    return [
+        *(str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap),
+        *("--group", f"instructions-{job}-{events}", "--events", str(events)),
+        *("--sink-url", sink.url, "--state-dir", str(directory / f"{job}-{events}")),
+        *(["--projected"] if job == "peer_projected" else []),
+        *topics,
+    ]
+
+
+def log(message: str) -> None:
+    print(f"[instructions] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
