@@ -9,9 +9,11 @@ Properties the schema does not name (and values whose type does not fit their fi
 `extra_properties` map, keyed by their JSON Pointer (RFC 6901) in the CA event, valued by their
 JSON text; decoding puts them back in place, so the round trip loses nothing.
 
-Decoding is most of the pipeline's CPU: schemas are parsed once (per writer schema id), bodies are
-read in place from the message bytes, and cavro (two to three times as fast as fastavro) is used
-only after it has produced exactly fastavro's output on sample records.
+Decoding was most of the pipeline's CPU: schemas are parsed once (per writer schema id), bodies are
+read in place from the message bytes, and the faster readers (the compiled one, then cavro) are
+used only after they have produced exactly fastavro's output on sample records. The pipeline
+goes further with `Decoder.projector`: the compiled reader reads only the values the mapping
+needs, and never builds the event at all.
 """
 
 from __future__ import annotations
@@ -616,9 +618,10 @@ class Decoder:
         A record comes as the tuple of its values at `paths` (as `PathReader(paths).read` would
         read them from the decoded record; one more value may follow), its list at slot
         `items_slot` holding tuples of each item's values at `item_paths`. Records it cannot
-        read so (written with another registered schema, or carrying extra properties) come
-        decoded whole. None unless the compiled reader is in use and the schema allows it; it
-        is also checked, like the readers, to give exactly those values on sample records.
+        read so (written with another registered schema, or with extra properties that land on
+        what the paths read) come decoded whole. None unless the compiled reader is in use and
+        the schema allows it; it is also checked, like the readers, to give exactly those values
+        on sample records.
         """
         if self._engine != "native":
             return None
