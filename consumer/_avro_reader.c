@@ -307,6 +307,45 @@ fail:
     return NULL;
 }
 
+/* The item of `choices` (enum symbols, union branches) that the next varint picks: a borrowed
+ * reference, or NULL with ValueError(`out_of_range`). */
+static PyObject *
+read_choice(Cursor *cur, PyObject *choices, const char *out_of_range)
+{
+    int64_t index;
+    if (read_long(cur, &index) < 0) {
+        return NULL;
+    }
+    if (index < 0 || index >= PyTuple_GET_SIZE(choices)) {
+        return malformed(out_of_range);
+    }
+    return PyTuple_GET_ITEM(choices, (Py_ssize_t)index);
+}
+
+/* A float (4 bytes) or a double (8), little-endian IEEE 754. */
+static PyObject *
+decode_float(Cursor *cur, Py_ssize_t size, int keep)
+{
+    if (cur->end - cur->pos < size) {
+        return malformed(size == 4 ? "truncated float" : "truncated double");
+    }
+    const char *at = (const char *)cur->pos;
+    cur->pos += size;
+    if (!keep) {
+        Py_RETURN_NONE;
+    }
+    return PyFloat_FromDouble(size == 4 ? PyFloat_Unpack4(at, 1) : PyFloat_Unpack8(at, 1));
+}
+
+/* The next `size` bytes (known to be there) as bytes. */
+static PyObject *
+take_bytes(Cursor *cur, Py_ssize_t size, int keep)
+{
+    const char *at = (const char *)cur->pos;
+    cur->pos += size;
+    return keep ? PyBytes_FromStringAndSize(at, size) : Py_NewRef(Py_None);
+}
+
 /* Reads one projected datum: its stored parts go to `slots` (a new tuple, not shared yet). */
 static int
 project_into(PyObject *target, Cursor *cur, PyObject *slots)
@@ -339,16 +378,9 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
         return 0;
     }
     case OP_INTO_UNION: {
-        PyObject *branches = PyTuple_GET_ITEM(target, 1);
-        int64_t index;
-        if (read_long(cur, &index) < 0) {
-            return -1;
-        }
-        if (index < 0 || index >= PyTuple_GET_SIZE(branches)) {
-            malformed("union index out of range");
-            return -1;
-        }
-        return project_into(PyTuple_GET_ITEM(branches, (Py_ssize_t)index), cur, slots);
+        PyObject *branch =
+            read_choice(cur, PyTuple_GET_ITEM(target, 1), "union index out of range");
+        return branch == NULL ? -1 : project_into(branch, cur, slots);
     }
     default:
         PyErr_SetString(PyExc_SystemError, "bad Avro reader program");
@@ -401,72 +433,43 @@ decode_node(PyObject *node, Cursor *cur, int keep)
         }
         return PyLong_FromLongLong(value);
     }
-    case OP_FLOAT: {
-        if (cur->end - cur->pos < 4) {
-            return malformed("truncated float");
-        }
-        double value = keep ? PyFloat_Unpack4((const char *)cur->pos, 1) : 0.0;
-        cur->pos += 4;
-        return keep ? PyFloat_FromDouble(value) : Py_NewRef(Py_None);
-    }
-    case OP_DOUBLE: {
-        if (cur->end - cur->pos < 8) {
-            return malformed("truncated double");
-        }
-        double value = keep ? PyFloat_Unpack8((const char *)cur->pos, 1) : 0.0;
-        cur->pos += 8;
-        return keep ? PyFloat_FromDouble(value) : Py_NewRef(Py_None);
-    }
+    case OP_FLOAT:
+        return decode_float(cur, 4, keep);
+    case OP_DOUBLE:
+        return decode_float(cur, 8, keep);
     case OP_BYTES: {
         Py_ssize_t length;
         if (read_length(cur, &length) < 0) {
             return NULL;
         }
-        PyObject *value = keep ? PyBytes_FromStringAndSize((const char *)cur->pos, length)
-                               : Py_NewRef(Py_None);
-        cur->pos += length;
-        return value;
+        return take_bytes(cur, length, keep);
     }
     case OP_STRING:
         return decode_string(cur, keep);
     case OP_RECORD:
         return decode_record(node, cur, keep);
     case OP_ENUM: {
-        PyObject *symbols = PyTuple_GET_ITEM(node, 1);
-        int64_t index;
-        if (read_long(cur, &index) < 0) {
+        PyObject *symbol = read_choice(cur, PyTuple_GET_ITEM(node, 1), "enum index out of range");
+        if (symbol == NULL) {
             return NULL;
         }
-        if (index < 0 || index >= PyTuple_GET_SIZE(symbols)) {
-            return malformed("enum index out of range");
-        }
-        PyObject *symbol = keep ? PyTuple_GET_ITEM(symbols, (Py_ssize_t)index) : Py_None;
-        return Py_NewRef(symbol);
+        return Py_NewRef(keep ? symbol : Py_None);
     }
     case OP_ARRAY:
         return decode_blocks(node, cur, 0, keep);
     case OP_MAP:
         return decode_blocks(node, cur, 1, keep);
     case OP_UNION: {
-        PyObject *branches = PyTuple_GET_ITEM(node, 1);
-        int64_t index;
-        if (read_long(cur, &index) < 0) {
-            return NULL;
-        }
-        if (index < 0 || index >= PyTuple_GET_SIZE(branches)) {
-            return malformed("union index out of range");
-        }
-        return decode_node(PyTuple_GET_ITEM(branches, (Py_ssize_t)index), cur, keep);
+        PyObject *branch =
+            read_choice(cur, PyTuple_GET_ITEM(node, 1), "union index out of range");
+        return branch == NULL ? NULL : decode_node(branch, cur, keep);
     }
     case OP_FIXED: {
-        Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1));
+        Py_ssize_t size = small_int(PyTuple_GET_ITEM(node, 1));
         if (cur->end - cur->pos < size) {
             return malformed("truncated fixed");
         }
-        PyObject *value = keep ? PyBytes_FromStringAndSize((const char *)cur->pos, size)
-                               : Py_NewRef(Py_None);
-        cur->pos += size;
-        return value;
+        return take_bytes(cur, size, keep);
     }
     case OP_PROJECT: {
         PyObject *slots = decode_projection(node, cur);
