@@ -18,6 +18,7 @@ needs, and never builds the event at all.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -682,7 +683,7 @@ class Decoder:
             return values
 
         expected = _reference_values(PathReader(paths), items_slot, PathReader(item_paths))
-        for body in self._sample_bodies():
+        for body in self._sample_bodies:
             whole, got = self._decode_body(self._local, body, 0), project(body)
             if isinstance(whole, DecodeFailure):
                 continue
@@ -803,7 +804,7 @@ class Decoder:
                 if choice == engine:
                     raise ConfigError("schema.decoder", missing)
                 continue
-            bodies = self._sample_bodies() if bodies is None else bodies
+            bodies = self._sample_bodies
             fast = _checked(engine, build, reference, bodies)
             if fast is not None:
                 log.info("Avro decoder: %s (identical to fastavro on sample records)", engine)
@@ -814,8 +815,10 @@ class Decoder:
             log.warning("Avro decoder: fastavro (the faster readers disagree with it)")
         return "fastavro", reference
 
+    @functools.cached_property
     def _sample_bodies(self) -> list[bytes]:
-        """Realistic and random records of the local schema, encoded."""
+        """Realistic and random records of the local schema, encoded: made once, for the
+        readers' self-check and the projection's."""
         from consumer.samples import generate_events
 
         encoder = _PlainEncoder(self._schema)
