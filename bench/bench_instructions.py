@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from bench import bench_e2e as e2e
-from bench.run import PEER_PYTHON, RESULTS, pipeline_reader
+from bench.run import PEER_PYTHON, RESULTS, peer_command, pipeline_reader
 from bench.sink import Sink
 from consumer.embedded_broker import EmbeddedBroker
 
@@ -131,13 +131,15 @@ def command(
         raw = e2e.consumer_config(bootstrap, sink.url, topics, f"instructions-{events}")
         config = e2e.write_config(directory, f"{job}-{events}", raw)
         return [e2e.CLI, "run", "--config", str(config), "--until-caught-up"]
-    return [
-        *(str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap),
-        *("--group", f"instructions-{job}-{events}", "--events", str(events)),
-        *("--sink-url", sink.url, "--state-dir", str(directory / f"{job}-{events}")),
-        *(["--projected"] if job == "peer_projected" else []),
-        *topics,
-    ]
+    return peer_command(
+        bootstrap,
+        topics,
+        events,
+        sink.url,
+        f"instructions-{job}-{events}",
+        directory / f"{job}-{events}",
+        projected=job == "peer_projected",
+    )
 
 
 def log(message: str) -> None:

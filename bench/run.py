@@ -208,6 +208,25 @@ def map_command(pool: list[dict[str, Any]], lines: int, now_ms: int, directory: 
     }
 
 
+def peer_command(
+    bootstrap: str,
+    topics: list[str],
+    events: int,
+    sink_url: str,
+    group: str,
+    state_dir: Path,
+    projected: bool = False,
+) -> list[str]:
+    """The Quix Streams peer's command line (its own venv, the work tree on PYTHONPATH)."""
+    return [
+        *(str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap),
+        *("--group", group, "--events", str(events)),
+        *("--sink-url", sink_url, "--state-dir", str(state_dir)),
+        *(["--projected"] if projected else []),
+        *topics,
+    ]
+
+
 def peer(
     bootstrap: str,
     topics: list[str],
@@ -222,13 +241,15 @@ def peer(
     with tempfile.TemporaryFile() as out:
         cost = e2e.run_measured(
             e2e.pinned(
-                [
-                    *(str(PEER_PYTHON), "-m", "bench.quix_peer", "--bootstrap", bootstrap),
-                    *("--group", f"bench-peer-{events}-{projected}", "--events", str(events)),
-                    *("--sink-url", sink.url, "--state-dir", str(directory / f"quix-{events}")),
-                    *(["--projected"] if projected else []),
-                    *topics,
-                ]
+                peer_command(
+                    bootstrap,
+                    topics,
+                    events,
+                    sink.url,
+                    f"bench-peer-{events}-{projected}",
+                    directory / f"quix-{events}",
+                    projected,
+                )
             ),
             1800,
             stdout=out,
