@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean
+.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions chart-docs clean
 
 install: $(STAMP)
 
@@ -20,12 +20,12 @@ $(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff check consumer transforms schemas tests bench
-	$(BIN)/ruff format --check consumer transforms schemas tests bench
+	$(BIN)/ruff check consumer transforms schemas tests bench scripts
+	$(BIN)/ruff format --check consumer transforms schemas tests bench scripts
 
 format: install
-	$(BIN)/ruff check --fix consumer transforms schemas tests bench
-	$(BIN)/ruff format consumer transforms schemas tests bench
+	$(BIN)/ruff check --fix consumer transforms schemas tests bench scripts
+	$(BIN)/ruff format consumer transforms schemas tests bench scripts
 
 typecheck: install
 	$(BIN)/mypy --strict transforms consumer
@@ -38,6 +38,10 @@ test: lint typecheck
 
 demo: install
 	$(BIN)/capi-consumer demo
+
+# The chart's README values table, from the `# --` comments in values.yaml.
+chart-docs: install
+	$(BIN)/python -m scripts.chart_docs
 
 # The Quix Streams peer pins an older confluent-kafka: it gets its own virtualenv.
 PEER := bench/.peer-venv
