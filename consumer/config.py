@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from consumer.errors import ConfigError as ConfigError  # noqa: PLC0414 (re-exported)
 from transforms.settings import MappingSettings
 
 ENV_PREFIX = "CAPI_CONSUMER_"
@@ -36,14 +37,6 @@ _CASE_KEPT_MAPS = ("event_mapping", "field_mapping")
 
 def _env_key(part: str, keep_case: bool) -> str:
     return part if keep_case and part != part.upper() else part.lower()
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used; `str()` is the one line shown to the user."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"configuration error: {key}: {message}" if key else message)
 
 
 class _Section(BaseModel):

@@ -35,7 +35,8 @@ from fastavro.schema import to_parsing_canonical_form
 from fastavro.utils import generate_many
 
 import schemas
-from consumer.config import ConfigError, SchemaSettings, settings_file
+from consumer.config import SchemaSettings, settings_file
+from consumer.errors import ConfigError, EncodeError, RegistryRejected, RegistryUnavailable
 from transforms.paths import PathReader
 
 if TYPE_CHECKING:
@@ -73,18 +74,6 @@ class DecodeFailure:
 
     reason: str
     message: str
-
-
-class RegistryUnavailable(Exception):
-    """The Schema Registry is unreachable or failing: transient, retry the same batch later."""
-
-
-class RegistryRejected(Exception):
-    """The Schema Registry refused the request (credentials, permissions, incompatible schema)."""
-
-
-class EncodeError(ValueError):
-    """An event that cannot be encoded; the message names no value."""
 
 
 def _failure(message: str) -> DecodeFailure:

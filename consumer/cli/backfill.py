@@ -1,6 +1,6 @@
 """`capi-consumer backfill`: re-send a bounded range of history through the live pipeline.
 
-A backfill is the live `Pipeline` with a `Plan`: its own consumer group
+A backfill is the live `Pipeline` with a `Gate`: its own consumer group
 (`<kafka.group_id>-backfill-<run id>`), start offsets, and an end-offset snapshot it stops at.
 The start positions are committed before the run with the snapshot as metadata, and every later
 commit carries it too, so re-running the same command (same run id) resumes with the original
@@ -30,7 +30,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -41,8 +41,10 @@ from consumer.cli.progress import Progress, print_report
 from consumer.cli.run import run_pipeline
 from consumer.cli.startup import load_or_exit
 from consumer.config import AppConfig, ConfigError
+from consumer.errors import ConsumerError
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
-from consumer.live.pipeline import Pipeline, Plan, kafka_settings
+from consumer.live.gate import Gate
+from consumer.live.pipeline import Pipeline
 from consumer.observability.logs import setup_logging
 from transforms.capi_rules import WINDOW_PAST_MS
 
@@ -62,7 +64,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SMALLEST_EPOCH_MS = 100_000_000_000
 
 
-class RangeError(ValueError):
+class RangeError(ConsumerError, ValueError):
     """Range arguments that cannot be used; `str()` is the one line shown to the user."""
 
 
@@ -342,7 +344,7 @@ def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
     """A consumer for metadata, committed offsets and bounded reads. It never subscribes, so it
     never joins `group_id`; it commits only when told to (`store_snapshot`)."""
     settings: dict[str, Any] = {"queued.max.messages.kbytes": 16384}
-    settings.update(kafka_settings(config))
+    settings.update(config.kafka_client_settings())
     settings.update(
         {
             "group.id": group_id,
@@ -567,7 +569,7 @@ def reached_end(
 def run_bounded(
     config: AppConfig,
     bounds: Bounds,
-    plan: Plan,
+    gate: Gate,
     label: str,
     report: dict[str, Any],
 ) -> int:
@@ -581,23 +583,26 @@ def run_bounded(
         return EXIT_OK
     # Partitions with nothing left (outside the range, or done) get an end of 0: whatever
     # arrives there is past the end, so it is neither processed nor committed.
-    plan.partitions = set(remaining)
-    plan.end_offsets = dict.fromkeys(bounds.high, 0)
-    plan.end_offsets.update({key: end for key, (_, end) in remaining.items()})
-    plan.start_offsets = dict(bounds.high)
-    plan.start_offsets.update({key: start for key, (start, _) in remaining.items()})
-    if plan.dry_run:
+    end_offsets = dict.fromkeys(bounds.high, 0)
+    end_offsets.update({key: end for key, (_, end) in remaining.items()})
+    start_offsets = dict(bounds.high)
+    start_offsets.update({key: start for key, (start, _) in remaining.items()})
+    gate = replace(
+        gate, partitions=frozenset(remaining), end_offsets=end_offsets, start_offsets=start_offsets
+    )
+    if gate.dry_run:
         group_id = f"{bounds.group_id}-dry-run"
     else:
         group_id = bounds.group_id
-        plan.commit_metadata = bounds.snapshot.encode()  # None when too large (warned already)
-    pipeline = Pipeline(config, group_id=group_id, topics=bounds.topics, plan=plan)
+        # None when too large (warned already).
+        gate = replace(gate, commit_metadata=bounds.snapshot.encode())
+    pipeline = Pipeline(config, group_id=group_id, topics=bounds.topics, gate=gate)
     progress = Progress(label, bounds.total)
     pipeline.on_progress = lambda p: progress.update(p.summary)
     code = run_pipeline(config, pipeline, until_caught_up=True)
     progress.close()
     report.update(pipeline.summary.as_dict())
-    if not plan.dry_run:
+    if not gate.dry_run:
         with admin_consumer(config, bounds.group_id) as consumer:
             keys = list(remaining)
             positions, _ = committed(consumer, keys)
@@ -713,7 +718,7 @@ def command(args: argparse.Namespace) -> int:
             },
         )
     sample = Sample()
-    plan = Plan(
+    gate = Gate(
         from_time_ms=backfill_range.from_time_ms,
         to_time_ms=backfill_range.to_time_ms,
         expired=expired,
@@ -737,4 +742,4 @@ def command(args: argparse.Namespace) -> int:
     }
     if args.dry_run:
         report["sample"] = sample.events  # filled while the run goes
-    return run_bounded(config, bounds, plan, f"backfill {run_id}", report)
+    return run_bounded(config, bounds, gate, f"backfill {run_id}", report)

@@ -50,10 +50,12 @@ from consumer.cli.backfill import (
 )
 from consumer.cli.progress import print_report
 from consumer.cli.startup import load_or_exit
+from consumer.codes import DLQ_REASONS
 from consumer.config import AppConfig, ConfigError
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK
-from consumer.live.dlq import REASONS, DeadLetterCodec, Origin
-from consumer.live.pipeline import Plan
+from consumer.live.dlq import DeadLetterCodec, Origin
+from consumer.live.gate import Gate
+from consumer.live.source import Record
 from consumer.observability.logs import setup_logging
 
 log = logging.getLogger("consumer.dlq_tools")
@@ -69,7 +71,7 @@ class DeadLetters:
     def __init__(self) -> None:
         self._codec = DeadLetterCodec()
 
-    def record(self, message: Message) -> dict[str, Any] | None:
+    def record(self, message: Record) -> dict[str, Any] | None:
         value = message.value()
         if not value:
             return None
@@ -78,7 +80,7 @@ class DeadLetters:
         except Exception:  # any decode error means the same: not one of ours
             return None
 
-    def reason(self, message: Message) -> str:
+    def reason(self, message: Record) -> str:
         headers = message.headers() or []  # a consumed record's headers are a list of pairs
         for name, value in headers if isinstance(headers, list) else headers.items():
             if name == REASON_HEADER and isinstance(value, bytes):
@@ -86,7 +88,7 @@ class DeadLetters:
         record = self.record(message)
         return str(record["reason"]) if record is not None else UNREADABLE
 
-    def unwrap(self, message: Message) -> tuple[bytes | None, Origin]:
+    def unwrap(self, message: Record) -> tuple[bytes | None, Origin]:
         """The original value to decode again, and where it first came from."""
         record = self.record(message)
         if record is None:
@@ -122,9 +124,9 @@ def replay_command(args: argparse.Namespace) -> int:
     try:
         require_config(config, args.dry_run)
         reasons = sorted(set(args.reason or ()))
-        unknown = [r for r in reasons if r not in REASONS]
+        unknown = [r for r in reasons if r not in DLQ_REASONS]
         if unknown:
-            raise RangeError(f"--reason: unknown {unknown}; one of {list(REASONS)}")
+            raise RangeError(f"--reason: unknown {unknown}; one of {list(DLQ_REASONS)}")
         from_time_ms = parse_time_ms(args.from_time, "--from-time") if args.from_time else None
     except (ConfigError, RangeError) as exc:
         print(str(exc), file=sys.stderr)
@@ -167,7 +169,7 @@ def replay_command(args: argparse.Namespace) -> int:
     letters = DeadLetters()
     accepted = set(reasons)
     sample = Sample()
-    plan = Plan(
+    gate = Gate(
         from_time_ms=from_time_ms,
         expired="skip",
         dry_run=args.dry_run,
@@ -187,7 +189,7 @@ def replay_command(args: argparse.Namespace) -> int:
     }
     if args.dry_run:
         report["sample"] = sample.events  # filled while the run goes
-    return run_bounded(config, bounds, plan, f"dlq replay {filter_id}", report)
+    return run_bounded(config, bounds, gate, f"dlq replay {filter_id}", report)
 
 
 # -- inspect ------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from typing import IO, Any, Final
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumer.avro.decoding import EncodeError, Encoder, RegistryRejected, RegistryUnavailable
+from consumer.avro.decoding import Encoder
 from consumer.config import AppConfig, ConfigError, load_config
+from consumer.errors import EncodeError, RegistryRejected, RegistryUnavailable
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
 from transforms.timestamps import parse_timestamp_ms
 

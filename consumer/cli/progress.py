@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-from consumer.live.pipeline import Summary
+from consumer.live.settle import Summary
 
 log = logging.getLogger("consumer.progress")
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from consumer.cli.startup import load_or_exit, tune_memory
+from consumer.codes import ExitReason
 from consumer.config import AppConfig, ConfigError
 from consumer.exit_codes import (
     EXIT_CONFIG,
@@ -20,7 +21,7 @@ from consumer.exit_codes import (
     EXIT_OK,
     EXIT_UNEXPECTED,
 )
-from consumer.live.pipeline import ExitReason, Pipeline
+from consumer.live.pipeline import Pipeline
 from consumer.observability.health import HealthServer
 from consumer.observability.logs import setup_logging
 
@@ -84,10 +85,8 @@ def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -
         if health is not None:
             health.stop()
     summary = pipeline.summary.as_dict()
-    if reason == "fatal" and pipeline.fatal is not None:
-        print(f"error: {pipeline.fatal}", file=sys.stderr)
-    elif reason == "error" and pipeline.fatal_error is not None:
-        print(f"error: {pipeline.fatal_error}", file=sys.stderr)
+    if reason in ("fatal", "error") and pipeline.failure is not None:
+        print(f"error: {pipeline.failure}", file=sys.stderr)
     elif reason == "breaker":
         print(
             "error: DLQ breaker tripped: more than "

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from consumer.live.offsets import TopicPartitionKey
+
 if TYPE_CHECKING:
     from consumer.live.dlq import Origin
 
-TopicPartitionKey = tuple[str, int]
 
 # `{"events":[` + `]` + `,"integration_source":"..."}` and commas: reserve room for the envelope.
 _ENVELOPE_BYTES = 160

@@ -25,12 +25,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
+from consumer.codes import DlqReason
 from consumer.config import DeliverySettings
+from consumer.errors import FatalDeliveryError
 from consumer.live.batching import Batch, Pending
 from consumer.observability.metrics import Metrics
 from transforms import capi_rules
@@ -40,19 +42,10 @@ log = logging.getLogger("consumer.delivery")
 FATAL_STATUSES = frozenset({401, 403, 404, 501})
 
 
-class FatalDeliveryError(Exception):
-    """The API refuses the credentials or the pixel: nothing behind it can succeed."""
-
-    def __init__(self, pixel_id: str, status: int, message: str) -> None:
-        self.pixel_id = pixel_id
-        self.status = status
-        super().__init__(f"CAPI answered {status} for pixel {pixel_id}: {message}")
-
-
 @dataclass(slots=True)
 class Rejection:
     item: Pending
-    reason: str  # rejected_by_api | too_large | a local rule's code mapped to invalid_value
+    reason: DlqReason  # rejected_by_api | too_large | a local rule's code (`dlq_reason`)
     message: str
     status: int | None
     field: str | None = None
@@ -132,10 +125,12 @@ def _string_leaves(node: Any, into: set[str], key: str = "") -> None:
         into.add(node)
 
 
-def dlq_reason(violation: capi_rules.Violation) -> str:
+def dlq_reason(violation: capi_rules.Violation) -> DlqReason:
     """The DLQ reason code of a local rule violation."""
-    if violation.reason in ("missing_field", "timestamp_out_of_window"):
-        return violation.reason
+    if violation.reason == "missing_field":
+        return "missing_field"
+    if violation.reason == "timestamp_out_of_window":
+        return "timestamp_out_of_window"
     return "invalid_value"
 
 
@@ -336,6 +331,26 @@ class Sender:
 
 def _is_transient(status: int) -> bool:
     return status in (0, 408, 429) or (status >= 500 and status != 501)
+
+
+class Delivery(Protocol):
+    """What the live loop needs of delivery (`DeliveryThread`; a fake in tests): batches in,
+    every one of them back on `results` exactly once."""
+
+    results: queue.SimpleQueue[BatchResult]
+
+    @property
+    def retrying(self) -> bool:
+        """A request waits to retry a transient fault: consumption should pause."""
+        ...
+
+    def start(self) -> None: ...
+
+    def submit(self, batch: Batch) -> None: ...
+
+    def cancel_all(self) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class DeliveryThread:

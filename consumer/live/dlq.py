@@ -14,23 +14,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer.codes import DlqReason
+from consumer.errors import DeadLetterTopicRefused
 from schemas import load_schema
 
 log = logging.getLogger("consumer.dlq")
-
-REASONS = (
-    "undecodable",
-    "missing_field",
-    "invalid_value",
-    "timestamp_out_of_window",
-    "rejected_by_api",
-    "too_large",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +54,7 @@ class Origin:
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     origin: Origin
-    reason: str
+    reason: DlqReason
     message: str
     field: str | None = None
     http_status: int | None = None
@@ -135,6 +128,26 @@ class _Write:
     retry_at: float = 0.0
 
 
+class DeadLetterSink(Protocol):
+    """Where the live loop writes dead letters (`DeadLetterWriter`; a fake in tests)."""
+
+    in_flight: int  # written, not acknowledged yet
+    fatal: DeadLetterTopicRefused | None  # a write that can never succeed
+
+    @property
+    def failing(self) -> bool:
+        """Some write failed and waits to be retried: consumption should pause."""
+        ...
+
+    def write(self, letter: DeadLetter, on_acked: Callable[[], None]) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class DeadLetterWriter:
     def __init__(
         self,
@@ -153,7 +166,7 @@ class DeadLetterWriter:
         self._max_backoff_s = max_backoff_s
         self._retry: list[_Write] = []
         self.in_flight = 0
-        self.fatal_error: str | None = None  # a write that can never succeed
+        self.fatal: DeadLetterTopicRefused | None = None  # a write that can never succeed
 
     @property
     def failing(self) -> bool:
@@ -202,7 +215,7 @@ class DeadLetterWriter:
             self._produce(write)
             return
         if error.fatal() or error.code() in _PERMANENT:
-            self.fatal_error = f"the dead-letter topic refuses writes: {error.name()}"
+            self.fatal = DeadLetterTopicRefused(error.name())
             log.error("DLQ write refused for good", extra={"error": error.name()})
             return
         write.attempt += 1

@@ -21,6 +21,7 @@ import orjson
 import pydantic
 from aiohttp import web
 
+from consumer.errors import ConsumerError
 from consumer.sandbox.settings import FaultSettings, FaultStep, SandboxSettings
 from consumer.sandbox.state import Clock, Counters, FaultInjector, SandboxState, StoreResult
 from transforms.capi_rules import (
@@ -44,7 +45,7 @@ _ERROR_TYPES = {
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-class Rejected(Exception):
+class Rejected(ConsumerError):
     """A request answered with an error; `reason` is the stats key and the error `code`."""
 
     def __init__(

@@ -330,7 +330,7 @@ def test_registry_down_pauses_without_dead_lettering_then_resumes(
         registry.set_available(False, close_connections=True)
         pipeline = Pipeline(as_config(raw))
         running = Running(pipeline)
-        wait_for(lambda: pipeline.summary.read > 0 and pipeline._stalled, 30, "a stalled batch")
+        wait_for(lambda: pipeline.summary.read > 0 and pipeline.stalled, 30, "a stalled batch")
         wait_for(lambda: pipeline.metrics.paused_partitions._value.get() > 0, 10, "a pause")
         assert stored_ids(sandbox) == []
         assert not pipeline.summary.dead_lettered

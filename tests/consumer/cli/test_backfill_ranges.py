@@ -33,7 +33,7 @@ from consumer.cli.backfill import (
     run_id_of,
 )
 from consumer.cli.progress import Progress, print_report
-from consumer.live.pipeline import Summary
+from consumer.live.settle import Summary
 
 T = "events"
 

@@ -11,7 +11,7 @@ import orjson
 from consumer.config import Route
 from consumer.live.batching import Pending
 from consumer.live.delivery import ApiKey, _api_message, _is_transient, redact, retry_after_seconds
-from consumer.live.pipeline import _Router
+from consumer.live.routing import Router
 from transforms.paths import PathReader
 
 
@@ -62,18 +62,18 @@ def test_api_key_file_is_re_read_when_it_changes(tmp_path: Path) -> None:
 def test_routes_pick_the_pixel_by_a_field_value() -> None:
     routes = [Route(field="context.site", values=["fr", "be"], pixel_id="pixel-fr")]
     paths = [("event_name",), ("context", "site")]
-    router = _Router(routes, "pixel-main", paths)
+    router = Router(routes, "pixel-main", paths)
     assert paths == [("event_name",), ("context", "site")]  # an existing path: no new slot
     read = PathReader(paths).read
     assert router.pixel_of(read({"context": {"site": "fr"}})) == "pixel-fr"
     assert router.pixel_of(read({"context": {"site": "de"}})) == "pixel-main"
     assert router.pixel_of(read({"context": None})) == "pixel-main"
     paths = [("event_name",)]
-    router = _Router(routes, None, paths)
+    router = Router(routes, None, paths)
     assert paths == [("event_name",), ("context", "site")]  # the route's field is added
     assert router.pixel_of(PathReader(paths).read({})) is None
     assert router.only_pixel is None  # with routes, each event is looked at
-    assert _Router([], "pixel-main", paths).only_pixel == "pixel-main"
+    assert Router([], "pixel-main", paths).only_pixel == "pixel-main"
 
 
 def test_redaction_covers_lists_escaped_forms_and_keeps_enumerations() -> None:

@@ -1,0 +1,28 @@
+"""The closed vocabularies of the service, as `Literal` types.
+
+Their values are contracts: metric labels, DLQ headers and records, the run summary, the
+`--reason` option of `dlq replay`, exit codes. Add a value here before using it anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+# Why an event was deliberately not sent (`capi_consumer_events_skipped_total{reason}`): the
+# mapping's reasons (transforms.Skipped), no pixel for it, or too old for the API in a run
+# that skips those (`backfill` without `--dlq-expired`, `dlq replay`).
+SkipReason = Literal["unmapped_event", "no_consent", "unrouted", "timestamp_out_of_window"]
+
+# Why an event went to the dead-letter topic (the `capi.dlq.reason` header).
+DlqReason = Literal[
+    "undecodable",
+    "missing_field",
+    "invalid_value",
+    "timestamp_out_of_window",
+    "rejected_by_api",
+    "too_large",
+]
+DLQ_REASONS: Final[tuple[DlqReason, ...]] = get_args(DlqReason)
+
+# How a run of the live loop ended (`capi-consumer run` turns it into an exit code).
+ExitReason = Literal["stopped", "caught_up", "fatal", "breaker", "error"]

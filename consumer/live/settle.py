@@ -1,0 +1,246 @@
+"""Where every consumed offset ends: delivered, skipped, filtered, or dead-lettered and
+acknowledged by the broker, exactly once. `Settler` turns each outcome into the offset
+tracker's state, a DLQ write, the metrics and the run's `Summary`; `DlqBreaker` is the limit on
+dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+from consumer.codes import DlqReason, SkipReason
+from consumer.errors import DlqBreakerTripped, FatalDeliveryError
+from consumer.live.batching import Batch
+from consumer.live.delivery import BatchResult
+from consumer.live.dlq import DeadLetter, DeadLetterSink, Origin
+from consumer.live.offsets import OffsetTracker, TopicPartitionKey
+from consumer.live.source import Record, coordinates
+from consumer.observability.metrics import Metrics
+
+log = logging.getLogger("consumer.pipeline")
+
+
+@dataclass(slots=True)
+class Summary:
+    read: int = 0
+    mapped: int = 0
+    delivered: int = 0
+    filtered: int = 0
+    requests: int = 0
+    batches: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    started_at: float = field(default_factory=time.monotonic)
+    first_read_at: float | None = None  # throughput is measured from the first record
+    finished_at: float | None = None
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished_at or self.monotonic()) - self.started_at
+
+    @property
+    def events_per_s(self) -> float:
+        if self.first_read_at is None:
+            return 0.0
+        busy = (self.finished_at or self.monotonic()) - self.first_read_at
+        return self.read / busy if busy > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        elapsed = self.elapsed_s
+        return {
+            "read": self.read,
+            "mapped": self.mapped,
+            "delivered": self.delivered,
+            "filtered": self.filtered,
+            "skipped": dict(self.skipped),
+            "dead_lettered": dict(self.dead_lettered),
+            "batches": self.batches,
+            "requests": self.requests,
+            "elapsed_s": round(elapsed, 3),
+            "events_per_s": round(self.events_per_s, 1),
+        }
+
+
+class DlqBreaker:
+    """Trips when more than `max_ratio` of the last `window` outcomes were dead-lettered.
+
+    Its clock is the count of outcomes (events mapped, skipped or dead-lettered), not time.
+    """
+
+    def __init__(self, window: int, max_ratio: float) -> None:
+        self._window = window
+        self._max_ratio = max_ratio
+        self._seen = 0
+        self._dead: deque[int] = deque()  # sequence numbers of dead letters, within the window
+        self.tripped: DlqBreakerTripped | None = None
+
+    def passed(self, count: int = 1) -> None:
+        self._seen += count
+
+    def dead_lettered(self, counted: bool) -> None:
+        """`counted`: the event was already counted once (mapped, then refused at send)."""
+        if not counted:
+            self._seen += 1
+        seen = self._seen
+        dead = self._dead
+        dead.append(seen)
+        while dead[0] <= seen - self._window:
+            dead.popleft()
+        if len(dead) > self._max_ratio * self._window and self.tripped is None:
+            self.tripped = DlqBreakerTripped(len(dead), self._window, self._max_ratio)
+            log.error(
+                "DLQ breaker: too many events dead-lettered; stopping",
+                extra={
+                    "dead_lettered": len(dead),
+                    "window": self._window,
+                    "max_ratio": self._max_ratio,
+                },
+            )
+
+
+class Settler:
+    def __init__(
+        self,
+        tracker: OffsetTracker,
+        summary: Summary,
+        metrics: Metrics,
+        dead_letters: DeadLetterSink,
+        breaker: DlqBreaker,
+        dry_run: bool,
+    ) -> None:
+        self.tracker = tracker
+        self.summary = summary
+        self.breaker = breaker
+        self._metrics = metrics
+        self._dead_letters = dead_letters
+        self._dry_run = dry_run
+        # Per partition: events sent or being dead-lettered, not settled yet (a revoke waits).
+        self.in_flight: Counter[TopicPartitionKey] = Counter()
+
+    def filtered(self, key: TopicPartitionKey, offset: int) -> None:
+        self.tracker.settle(key, offset)
+        self.summary.filtered += 1
+
+    def skipped(self, key: TopicPartitionKey, offset: int, reason: SkipReason) -> None:
+        self.summary.skipped[reason] += 1
+        self._metrics.events_skipped.labels(reason).inc()
+        self.tracker.settle(key, offset)
+        self.breaker.passed()
+
+    def mapped(self, per_pixel: Counter[str]) -> None:
+        """Events mapped (then sent, or settled in a dry run)."""
+        for pixel, count in per_pixel.items():
+            self.breaker.passed(count)
+            self.summary.mapped += count
+            self._metrics.events_mapped.labels(pixel).inc(count)
+
+    def dead_letter(
+        self,
+        record: Record,
+        origin: Origin | None,
+        reason: DlqReason,
+        text: str,
+        field_path: str | None = None,
+        status: int | None = None,
+        pixel: str | None = None,
+        counted: bool = False,
+    ) -> None:
+        """Write to the DLQ; the offset settles when the broker acknowledges the write."""
+        key, offset = coordinates(record)
+        self.breaker.dead_lettered(counted=counted)
+        if self._dry_run:
+            self.summary.dead_lettered[reason] += 1
+            self.tracker.settle(key, offset)
+            return
+        if origin is None:
+            origin = Origin.of(record)
+        else:
+            origin = Origin(
+                origin.topic,
+                origin.partition,
+                origin.offset,
+                origin.timestamp_ms,
+                origin.key,
+                origin.value,
+                origin.attempts + 1,
+            )
+        self.in_flight[key] += 1
+        letter = DeadLetter(origin, reason, text, field_path, status, pixel)
+        log.info(
+            "dead-lettering event",
+            extra={
+                "reason": reason,
+                "field": field_path,
+                "topic": key[0],
+                "partition": key[1],
+                "offset": offset,
+            },
+        )
+
+        def acked() -> None:
+            self.in_flight[key] -= 1
+            self.summary.dead_lettered[reason] += 1
+            self._metrics.events_dead_lettered.labels(reason).inc()
+            self.tracker.settle(key, offset)
+
+        self._dead_letters.write(letter, acked)
+
+    def sent(self, batch: Batch) -> None:
+        self.in_flight.update(map(_source, batch.items))
+        self.summary.batches += 1
+
+    def batch_result(
+        self, result: BatchResult, assigned: set[TopicPartitionKey]
+    ) -> FatalDeliveryError | None:
+        """Settle what the API answered for a batch; its fatal error, when it refused the
+        credentials or the pixel (then nothing of the batch is settled)."""
+        batch = result.batch
+        self.summary.requests += result.requests
+        sources = Counter(map(_source, batch.items))  # counted in C, not per item in Python
+        in_flight = self.in_flight
+        in_flight.subtract(sources)
+        for key in sources:
+            if key not in assigned:  # revoked meanwhile: its count was forgotten
+                in_flight.pop(key, None)
+        if result.fatal is not None:
+            return result.fatal  # not delivered, not dead-lettered
+        pixel = batch.pixel_id
+        if result.delivered:
+            self.summary.delivered += len(result.delivered)
+            self._metrics.events_delivered.labels(pixel).inc(len(result.delivered))
+            settle = self.tracker.settle
+            for item in result.delivered:
+                settle(item.source, item.offset)
+            coverage = Counter(chain.from_iterable(map(_identity, result.delivered)))  # in C
+            for name, count in coverage.items():
+                self._metrics.identity_delivered.labels(pixel, name).inc(count)
+        for rejection in result.rejected:
+            item = rejection.item
+            self.dead_letter(
+                item.record,
+                item.origin,
+                rejection.reason,
+                rejection.message,
+                rejection.field,
+                rejection.status,
+                pixel,
+                counted=True,
+            )
+        return None
+
+    def forget(self, keys: set[TopicPartitionKey]) -> None:
+        for key in keys:
+            self.tracker.forget(key)
+            self.in_flight.pop(key, None)
+
+
+_source = operator.attrgetter("source")
+_identity = operator.attrgetter("identity")
