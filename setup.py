@@ -1,7 +1,7 @@
 """The optional compiled Avro reader; everything else is in pyproject.toml.
 
 `optional=True`: without a C compiler the package still installs and decodes with cavro or
-fastavro (consumer/avro/decoding.py picks the fastest reader that is present and agrees).
+fastavro (consumer/avro/readers.py: the fastest reader that is present and agrees is used).
 """
 
 from setuptools import Extension, setup

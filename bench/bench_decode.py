@@ -26,7 +26,9 @@ from typing import Any
 import fastavro
 
 import schemas
-from consumer.avro.decoding import DecodeFailure, Decoder, Encoder
+from consumer.avro.decoding import Decoder
+from consumer.avro.encoder import Encoder
+from consumer.avro.framing import DecodeFailure
 from consumer.config import ConfigError, SchemaSettings
 from consumer.devtools.registry_stub import RegistryStub
 from consumer.devtools.samples import generate_events

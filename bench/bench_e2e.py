@@ -29,7 +29,7 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.sink import Sink
-from consumer.avro.decoding import Encoder
+from consumer.avro.encoder import Encoder
 from consumer.config import AppConfig
 from consumer.devtools.samples import generate_events
 

@@ -31,7 +31,8 @@ from quixstreams.models.topics.admin import TopicAdmin
 from quixstreams.models.topics.topic import TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-from consumer.avro.decoding import DecodeFailure, Decoder
+from consumer.avro.decoding import Decoder
+from consumer.avro.framing import DecodeFailure
 from consumer.config import AppConfig
 from transforms import CompiledMapping, Mapped, Outcome, map_event, map_values
 

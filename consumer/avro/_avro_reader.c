@@ -1,5 +1,5 @@
 /* A compiled Avro binary reader: one schema "program" (nested tuples built by
- * consumer/avro/decoding.py), message bytes in, the record as plain Python objects out.
+ * consumer/avro/programs.py), message bytes in, the record as plain Python objects out.
  *
  * Why: decoding was the largest cost per event (fastavro ~65 us, cavro ~35 us on the
  * project's ~1 KB events). This reader does one pass over the bytes with no per-field
@@ -716,7 +716,7 @@ static PyTypeObject ReaderType = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "consumer.avro._avro_reader",
-    .m_doc = "A compiled Avro binary reader (see consumer/avro/decoding.py).",
+    .m_doc = "A compiled Avro binary reader (see consumer/avro/programs.py).",
     .m_size = -1,
 };
 

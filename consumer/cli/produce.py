@@ -18,7 +18,7 @@ from typing import IO, Any, Final
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumer.avro.decoding import Encoder
+from consumer.avro.encoder import Encoder
 from consumer.config import AppConfig, ConfigError, load_config
 from consumer.errors import EncodeError, RegistryRejected, RegistryUnavailable
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED

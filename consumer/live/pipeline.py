@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 
 import orjson
 
-from consumer.avro.decoding import DecodeFailure, Decoder
+from consumer.avro.decoding import Decoder
+from consumer.avro.framing import DecodeFailure
 from consumer.codes import ExitReason
 from consumer.config import AppConfig
 from consumer.errors import (

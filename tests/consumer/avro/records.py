@@ -9,13 +9,13 @@ from typing import Any
 
 import orjson
 
-from consumer.avro import decoding
+from consumer.avro import readers
 
 
 def native_reader_built() -> bool:
     """Is the compiled Avro reader importable? Where REQUIRE_NATIVE_AVRO_READER is set (CI, which
     has a C compiler), a missing one is an error, not a skip."""
-    if decoding._native_available():
+    if readers.native_available():
         return True
     if os.environ.get("REQUIRE_NATIVE_AVRO_READER"):
         raise RuntimeError("the compiled Avro reader (consumer/avro/_avro_reader.c) was not built")

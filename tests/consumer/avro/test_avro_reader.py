@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from consumer.avro import decoding
-from consumer.avro.decoding import Decoder, Encoder
+from consumer.avro import framing, programs, readers
+from consumer.avro.decoding import Decoder
+from consumer.avro.encoder import Encoder
 from consumer.config import SchemaSettings
 from consumer.devtools.samples import generate_events
 from tests.consumer.avro.records import memory_kept, native_reader_built
@@ -77,7 +78,7 @@ def fastavro_read(schema: dict[str, Any], value: bytes) -> Any:
 
 def test_every_avro_type_decodes_as_fastavro_does() -> None:
     parsed = fastavro.parse_schema(copy.deepcopy(EVERY_TYPE))
-    read = decoding._native_decoder(EVERY_TYPE)
+    read = readers.native_decoder(EVERY_TYPE)
     records = list(generate_many(parsed, 300))
     records[0]["nulls"] = [None] * 5
     for record in records:
@@ -108,11 +109,11 @@ def test_a_bare_name_means_the_type_in_the_enclosing_namespace_first() -> None:
         ],
     }
     value = body(schema, {"a": "Y", "inner": {"k": b"ab", "again": b"cd"}, "outer_kind": "X"})
-    assert decoding._native_decoder(schema)(value, 0) == fastavro_read(schema, value)
+    assert readers.native_decoder(schema)(value, 0) == fastavro_read(schema, value)
 
 
 def test_project_events_decode_as_fastavro_does_from_any_start_and_buffer() -> None:
-    read = decoding._native_decoder(PROJECT_SCHEMA)
+    read = readers.native_decoder(PROJECT_SCHEMA)
     encoder = Encoder(SchemaSettings())
     for event in generate_events(300, seed=5, now_ms=NOW_MS, invalid_ratio=0.2):
         value = encoder.encode(event, "events")
@@ -124,13 +125,13 @@ def test_project_events_decode_as_fastavro_does_from_any_start_and_buffer() -> N
 
 
 def test_every_truncation_and_trailing_byte_is_an_error() -> None:
-    read = decoding._native_decoder(PROJECT_SCHEMA)
+    read = readers.native_decoder(PROJECT_SCHEMA)
     event = generate_events(1, seed=3, now_ms=NOW_MS)[0]
     value = Encoder(SchemaSettings()).encode(event, "events")
     for cut in range(len(value)):
         with pytest.raises(ValueError):  # noqa: PT011 (any malformed-input error)
             read(value[:cut], 0)
-    with pytest.raises(decoding._TrailingBytesError):
+    with pytest.raises(framing.TrailingBytesError):
         read(value + b"\x00", 0)
     with pytest.raises(ValueError, match="start"):
         read(value, len(value) + 1)
@@ -177,20 +178,20 @@ def zigzag(number: int) -> bytes:
 def test_hostile_lengths_counts_and_indexes_are_rejected_up_front(
     schema: Any, value: bytes, message: str
 ) -> None:
-    read = decoding._native_decoder(schema)
+    read = readers.native_decoder(schema)
     with pytest.raises(ValueError, match=message):
         read(value, 0)
 
 
 def test_invalid_utf8_is_an_error() -> None:
     with pytest.raises(UnicodeDecodeError):
-        decoding._native_decoder("string")(zigzag(2) + b"\xc3\x28", 0)
+        readers.native_decoder("string")(zigzag(2) + b"\xc3\x28", 0)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_raise_or_decode_exactly_as_fastavro(value: bytes) -> None:
-    read = decoding._native_decoder(EVERY_TYPE)
+    read = readers.native_decoder(EVERY_TYPE)
     try:
         record = read(value, 0)
     except ValueError:
@@ -221,8 +222,8 @@ def test_arbitrary_bytes_raise_or_decode_exactly_as_fastavro(value: bytes) -> No
 def test_schemas_it_does_not_compile_fall_back_to_another_reader(
     tmp_path: Any, schema: dict[str, Any]
 ) -> None:
-    with pytest.raises(decoding._NotCompilable):
-        decoding._program(schema)
+    with pytest.raises(programs.NotCompilable):
+        programs.program(schema)
     path = tmp_path / "schema.avsc"
     path.write_text(json.dumps(schema), "utf-8")
     decoder = Decoder(SchemaSettings(local_schema=str(path)))
@@ -241,7 +242,7 @@ def test_malformed_programs_are_refused_when_the_reader_is_built(program: Any) -
 
 
 def test_decoding_leaks_no_memory_on_success_or_failure() -> None:
-    read = decoding._native_decoder(PROJECT_SCHEMA)
+    read = readers.native_decoder(PROJECT_SCHEMA)
     event = generate_events(1, seed=3, now_ms=NOW_MS)[0]
     value = Encoder(SchemaSettings()).encode(event, "events")
     broken = value[: len(value) // 2]

@@ -21,16 +21,13 @@ from hypothesis import strategies as st
 
 import schemas
 from consumer.avro import decoding
-from consumer.avro.decoding import (
-    EXTRA_FIELD,
-    DecodeFailure,
-    Decoder,
-    Encoder,
-    RegistryUnavailable,
-)
+from consumer.avro.decoding import Decoder
+from consumer.avro.encoder import Encoder
+from consumer.avro.framing import EXTRA_FIELD, BodyDecoder, DecodeFailure
 from consumer.config import ConfigError, SchemaSettings
 from consumer.devtools.registry_stub import RegistryStub
 from consumer.devtools.samples import generate_events
+from consumer.errors import RegistryUnavailable
 from tests.consumer.avro.records import exact, native_reader_built
 
 NOW_MS = 1_773_892_800_000
@@ -357,7 +354,7 @@ def test_auto_picks_the_fastest_reader_that_agrees_and_can_be_opted_out(
     assert Decoder(SchemaSettings(decoder="auto")).engine == ("native" if NATIVE else "cavro")
     assert Decoder(SchemaSettings(decoder="fastavro")).engine == "fastavro"
     assert Decoder(SchemaSettings(decoder="cavro")).engine == "cavro"
-    monkeypatch.setattr(decoding, "_native_available", lambda: False)
+    monkeypatch.setattr(decoding, "native_available", lambda: False)
     assert Decoder(SchemaSettings(decoder="auto")).engine == "cavro"
 
 
@@ -367,8 +364,8 @@ def test_auto_picks_the_fastest_reader_that_agrees_and_can_be_opted_out(
 def test_a_missing_reader_falls_back_under_auto_and_is_a_config_error_when_asked_for(
     monkeypatch: pytest.MonkeyPatch, engine: str, available: str
 ) -> None:
-    monkeypatch.setattr(decoding, "_cavro_available", lambda: False)
-    monkeypatch.setattr(decoding, "_native_available", lambda: False)
+    monkeypatch.setattr(decoding, "cavro_available", lambda: False)
+    monkeypatch.setattr(decoding, "native_available", lambda: False)
     assert Decoder(SchemaSettings(decoder="auto")).engine == "fastavro"
     with pytest.raises(ConfigError, match=r"schema\.decoder"):
         Decoder(SchemaSettings(decoder=engine))  # type: ignore[arg-type]
@@ -376,14 +373,14 @@ def test_a_missing_reader_falls_back_under_auto_and_is_a_config_error_when_asked
 
 @pytest.mark.parametrize(
     ("engine", "factory"),
-    [("cavro", "_cavro_decoder"), *([("native", "_native_decoder")] if NATIVE else [])],
+    [("cavro", "cavro_decoder"), *([("native", "native_decoder")] if NATIVE else [])],
 )
 def test_a_reader_that_disagrees_with_fastavro_is_not_used(
     monkeypatch: pytest.MonkeyPatch, engine: str, factory: str
 ) -> None:
     real = getattr(decoding, factory)
 
-    def drifting(schema: Any) -> decoding.BodyDecoder:
+    def drifting(schema: Any) -> BodyDecoder:
         decode = real(schema)
 
         def drift(value: bytes, start: int) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from consumer.avro import decoding
-from consumer.avro.decoding import EXTRA_FIELD, DecodeFailure, Decoder, Encoder
+from consumer.avro import programs, projection, readers
+from consumer.avro.decoding import Decoder
+from consumer.avro.encoder import Encoder
+from consumer.avro.framing import EXTRA_FIELD, DecodeFailure
 from consumer.config import SchemaSettings
 from consumer.devtools.samples import generate_events
 from tests.consumer.avro.records import memory_kept, native_reader_built
@@ -146,29 +148,29 @@ def test_extra_properties_are_refused_or_kept_exactly_as_by_the_whole_decode(
 @pytest.mark.parametrize(
     ("pointer", "verdict"),
     [
-        ("/ab_test", decoding._IGNORE),
-        ("/ab_test/deep/er", decoding._IGNORE),
-        ("/user/nickname", decoding._IGNORE),
+        ("/ab_test", projection.IGNORE),
+        ("/ab_test/deep/er", projection.IGNORE),
+        ("/user/nickname", projection.IGNORE),
         ("/items/1/variant", 1),
         ("/items/0/product/colour", 0),
         ("/items/0/product/brand", 0),  # a schema field no path reads
-        ("/items/0/product/name", decoding._WHOLE),
-        ("/items/0", decoding._WHOLE),
-        ("/items/x/variant", decoding._WHOLE),
-        ("/items", decoding._WHOLE),
-        ("/user/email", decoding._WHOLE),
-        ("/user/consent_categories/0", decoding._WHOLE),
-        ("/context", decoding._WHOLE),
-        ("/context/page/viewport/width/x", decoding._WHOLE),  # into a number
-        ("/partners/openai/oppref", decoding._WHOLE),
-        ("no slash", decoding._WHOLE),
+        ("/items/0/product/name", projection.WHOLE),
+        ("/items/0", projection.WHOLE),
+        ("/items/x/variant", projection.WHOLE),
+        ("/items", projection.WHOLE),
+        ("/user/email", projection.WHOLE),
+        ("/user/consent_categories/0", projection.WHOLE),
+        ("/context", projection.WHOLE),
+        ("/context/page/viewport/width/x", projection.WHOLE),  # into a number
+        ("/partners/openai/oppref", projection.WHOLE),
+        ("no slash", projection.WHOLE),
     ],
 )
 def test_which_extra_properties_a_projection_can_leave_out(pointer: str, verdict: int) -> None:
-    program = decoding._program(PROJECT_SCHEMA)[0]
+    program = programs.program(PROJECT_SCHEMA)[0]
     item_paths = list(DEFAULT.item_reader.index)
     assert (
-        decoding._extras_verdict(pointer, program, paths_of(DEFAULT), DEFAULT.items, item_paths)
+        projection.extras_verdict(pointer, program, paths_of(DEFAULT), DEFAULT.items, item_paths)
         == verdict
     )
 
@@ -204,7 +206,7 @@ def test_damaged_events_are_refused_or_mapped_as_by_the_whole_decode(
 
 
 def test_random_records_of_the_schema_read_the_same_values() -> None:
-    bodies = decoding._random_bodies(DECODER._parsed)
+    bodies = readers.random_bodies(DECODER.parsed_schema)
     assert_maps_as_whole(DEFAULT, bodies)
     assert_maps_as_whole(REMAPPED, bodies)
 
@@ -226,8 +228,8 @@ def test_routes_read_their_field_in_the_same_pass() -> None:
     ],
 )
 def test_paths_it_cannot_project_read_whole_records(paths: list[tuple[str, ...]], why: str) -> None:
-    with pytest.raises(decoding._NotProjectable, match=why):
-        decoding._projection(decoding._program(PROJECT_SCHEMA)[0], paths, None, [])
+    with pytest.raises(projection.NotProjectable, match=why):
+        projection.projection(programs.program(PROJECT_SCHEMA)[0], paths, None, [])
     assert DECODER.projector(paths, None, []) is None
 
 

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from consumer.avro.decoding import EXTRA_FIELD, DecodeFailure, Decoder, Encoder
+from consumer.avro.decoding import Decoder
+from consumer.avro.encoder import Encoder
+from consumer.avro.framing import EXTRA_FIELD, DecodeFailure
 from consumer.config import AppConfig, SchemaSettings
 from consumer.devtools.samples import HOUR_MS, generate_events
 from tests.consumer.avro.records import exact

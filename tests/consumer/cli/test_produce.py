@@ -19,7 +19,8 @@ import yaml
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from consumer.avro.decoding import DecodeFailure, Decoder
+from consumer.avro.decoding import Decoder
+from consumer.avro.framing import DecodeFailure
 from consumer.cli.produce import produce_events
 from consumer.config import AppConfig
 from consumer.devtools.embedded_broker import EmbeddedBroker

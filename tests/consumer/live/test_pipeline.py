@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from consumer.avro.decoding import Encoder
+from consumer.avro.encoder import Encoder
 from consumer.config import AppConfig, SchemaSettings
 from consumer.devtools.samples import generate_events
 from consumer.errors import DlqBreakerTripped
