@@ -24,5 +24,8 @@ DlqReason = Literal[
 ]
 DLQ_REASONS: Final[tuple[DlqReason, ...]] = get_args(DlqReason)
 
+# What became of one request to the API (`capi_consumer_batches_total{outcome}`).
+RequestOutcome = Literal["accepted", "retried", "split", "rejected", "fatal"]
+
 # How a run of the live loop ended (`capi-consumer run` turns it into an exit code).
 ExitReason = Literal["stopped", "caught_up", "fatal", "breaker", "error"]

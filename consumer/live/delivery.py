@@ -210,14 +210,14 @@ class Sender:
         status, message = await self._post_until_not_transient(batch, result)
         pixel = batch.pixel_id
         if 200 <= status < 300:
-            self._metrics.batches.labels(pixel, "accepted", str(status)).inc()
+            self._metrics.request(pixel, "accepted", str(status))
             result.delivered.extend(batch.items)
             return
         if status in FATAL_STATUSES:
-            self._metrics.batches.labels(pixel, "fatal", str(status)).inc()
+            self._metrics.request(pixel, "fatal", str(status))
             raise FatalDeliveryError(pixel, status, redact(message, batch.items))
         if status == 413:
-            self._metrics.batches.labels(pixel, "split", "413").inc()
+            self._metrics.request(pixel, "split", "413")
             if len(batch.items) == 1:
                 result.rejected.append(
                     Rejection(batch.items[0], "too_large", "request too large (413)", status)
@@ -227,7 +227,7 @@ class Sender:
                 await self._send(half, result, known_bad=False)
             return
         # A per-event fault: one or more events sink the batch.
-        self._metrics.batches.labels(pixel, "rejected", str(status)).inc()
+        self._metrics.request(pixel, "rejected", str(status))
         if len(batch.items) == 1:
             result.rejected.append(
                 Rejection(batch.items[0], "rejected_by_api", redact(message, batch.items), status)
@@ -255,7 +255,7 @@ class Sender:
         """`batch` is known to hold at least one bad event: send the left half; if it passes,
         the right half is known bad and is split without being sent whole."""
         left, right = batch.split()
-        self._metrics.batches.labels(batch.pixel_id, "split", "bisect").inc()
+        self._metrics.request(batch.pixel_id, "split", "bisect")
         before = len(result.delivered)
         await self._send(left, result, known_bad=False)
         left_clean = len(result.delivered) - before == len(left.items)
@@ -271,7 +271,7 @@ class Sender:
             if not _is_transient(status):
                 return status, message
             cause = "connection" if status == 0 else str(status)
-            self._metrics.batches.labels(pixel, "retried", cause).inc()
+            self._metrics.request(pixel, "retried", cause)
             self._metrics.retries.labels(pixel, cause).inc()
             delay = self._backoff(attempt)
             if retry_after:  # `Retry-After: 0` would mean a tight loop: back off as usual

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from consumer.codes import RequestOutcome
+
 IDENTITY_FIELDS = (
     "emails_sha256",
     "phone_numbers_sha256",
@@ -128,3 +130,7 @@ class Metrics:
             "1 when ready (config valid, Kafka reachable, key accepted).",
             registry=r,
         )
+
+    def request(self, pixel: str, outcome: RequestOutcome, status: str) -> None:
+        """One request to the API ended so (`status`: the HTTP status, or what split it)."""
+        self.batches.labels(pixel, outcome, status).inc()
