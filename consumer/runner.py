@@ -56,7 +56,12 @@ def start_health(config: AppConfig, pipeline: Pipeline) -> HealthServer | None:
         return True, "ok"
 
     server = HealthServer(
-        pipeline.metrics, lambda: pipeline.heartbeat, ready, settings.host, settings.port
+        pipeline.metrics,
+        lambda: pipeline.heartbeat,
+        ready,
+        settings.host,
+        settings.port,
+        pipeline.inspector,
     )
     server.start()
     return server
