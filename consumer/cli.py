@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("map", help="map CA events (JSON lines on stdin) to CAPI events")
     _config_arg(p, required=False)
     p.add_argument("--now", type=int, metavar="EPOCH_MS", help="the clock (default: now)")
+    p.add_argument(
+        "--diff",
+        metavar="NEW_CONFIG",
+        help="map with --config (old; default: the default mapping) and NEW_CONFIG; print the "
+        "lines whose output differs",
+    )
     p.set_defaults(handler=_handler("consumer.mapcmd"))
 
     p = commands.add_parser("run", help="consume, map and deliver (the service)")

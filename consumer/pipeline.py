@@ -708,12 +708,17 @@ class Pipeline:
                 continue
             self._pending_bytes -= len(item.payload)
             reason = dlq_reason(violation)
+            skip = reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip"
             if self.inspector is not None:
                 self.inspector.sent(
-                    "dead_lettered", batch.pixel_id, [item], reason, violation.field,
+                    "skipped" if skip else "dead_lettered",
+                    batch.pixel_id,
+                    [item],
+                    reason,
+                    violation.field,
                     message=describe(violation),
-                )  # fmt: skip
-            if reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip":
+                )
+            if skip:
                 self._skip(item.source, item.offset, reason)
                 continue
             self._dead_letter(
