@@ -118,7 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check only the mapping keys (what `map` needs), not what `run` needs",
     )
-    p.set_defaults(handler=config_check)
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="mapping paths the Avro schema cannot fill are errors (exit 2), not warnings",
+    )
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="send one validate_only sample event per configured pixel (nothing is stored)",
+    )
+    p.set_defaults(handler=_handler("consumer.config_check"))
 
     p = commands.add_parser("demo", help="end to end on an embedded broker and the sandbox")
     p.add_argument("--events", type=int, default=3000)
@@ -164,18 +174,6 @@ def load_or_exit(path: str | None) -> AppConfig:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
-
-
-def config_check(args: argparse.Namespace) -> int:
-    import yaml
-
-    from consumer.config import masked
-
-    config = load_or_exit(args.config)
-    if not args.mapping_only:
-        config.require_for_run()  # a ConfigError: one line naming the key, exit 2
-    print(yaml.safe_dump(masked(config), sort_keys=False), end="")
-    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,6 +112,10 @@ def command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
+    from consumer.schema_check import mapping_schema_problems
+
+    for problem in mapping_schema_problems(config):
+        print(f"warning: {problem}", file=sys.stderr)
     setup_logging(config.observability.log_level, config.observability.log_format)
     pipeline = Pipeline(config)
     return run_pipeline(config, pipeline, args.until_caught_up)
