@@ -130,8 +130,18 @@ def test_inspector_page_shows_the_rejection_and_no_clear_identity(
                     SCREENSHOT.write_bytes(browser.get_screenshot_as_png())
                 page = browser.page_source
 
+                # The sandbox's own view of the same run: the poison request and its path.
+                browser.get(f"{sandbox.url}/_sandbox/")
+                refused = WebDriverWait(browser, 20).until(
+                    lambda b: b.find_elements(By.CSS_SELECTOR, '#rows tr[data-outcome="rejected"]')
+                )
+                assert POISON_ID in refused[0].text
+                assert refused[0].find_element(By.CSS_SELECTOR, "td.field").text == "id"
+                page += browser.page_source
+
             data = inspector_json(base)
-            text = page + json.dumps(data, ensure_ascii=False)
+            sandbox_data = get(f"{sandbox.url}/_sandbox/events.json")[1]
+            text = page + json.dumps(data, ensure_ascii=False) + sandbox_data
             secrets = secrets_of(first + second) | {PLANTED_EMAIL, PLANTED_PHONE, PLANTED_IP}
             secrets |= {API_KEY, hashlib.sha256(b"planted.person@example.org").hexdigest()}
             leaked = sorted(secret for secret in secrets if secret in text)
