@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean
+.PHONY: install test lint format typecheck unit demo demo-serve bench bench-peer bench-instructions clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ test: lint typecheck
 
 demo: install
 	$(BIN)/capi-consumer demo
+
+# The demo kept running: open the printed inspector and sandbox URLs; Ctrl-C stops everything.
+demo-serve: install
+	$(BIN)/capi-consumer demo --serve
 
 # The Quix Streams peer pins an older confluent-kafka: it gets its own virtualenv.
 PEER := bench/.peer-venv

@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("demo", help="end to end on an embedded broker and the sandbox")
     p.add_argument("--events", type=int, default=3000)
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep running with the events inspector and a trickle of events until Ctrl-C",
+    )
+    p.add_argument(
+        "--port", type=int, default=0, help="--serve: the inspector's port (default: any free)"
+    )
     p.set_defaults(handler=_handler("consumer.demo"))
     return parser
 
