@@ -33,8 +33,9 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q -m "not integration"
 
+# -rs prints why a test was skipped (the browser test without Chromium, unless REQUIRE_BROWSER=1).
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -rs -p no:cacheprovider
 
 demo: install
 	$(BIN)/capi-consumer demo

@@ -161,3 +161,15 @@ def test_inspector_page_shows_the_rejection_and_no_clear_identity(
             run.communicate(timeout=60)
     assert run.returncode == 0
     assert SCREENSHOT.is_file()
+
+
+def test_without_chromium_the_browser_test_skips_unless_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda _name: None)
+    monkeypatch.delenv("REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium"), headless_chromium():
+        pass
+    monkeypatch.setenv("REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="REQUIRE_BROWSER=1"), headless_chromium():
+        pass
