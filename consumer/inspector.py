@@ -89,7 +89,11 @@ def api_error_field(message: str | None) -> str | None:
 class Inspector:
     """A bounded ring of settled events (masked) and counters per outcome since start.
 
-    Written by the pipeline thread, read by the health server's thread: one lock.
+    Masking costs about 14 µs per event kept, so at most `max_events` delivered or skipped
+    events are kept per second (a page refreshing every 2 s could show no more): enabling it
+    costs at most ~1 % of a core whatever the throughput. Rejections and dead letters are
+    always kept; the counters count everything. Written by the pipeline thread, read by the
+    health server's thread: one lock.
     """
 
     def __init__(self, max_events: int, clock: Callable[[], float] = time.time) -> None:
@@ -98,6 +102,18 @@ class Inspector:
         self._counts = dict.fromkeys(OUTCOMES, 0)
         self._clock = clock
         self._lock = threading.Lock()
+        self._second_started = 0.0
+        self._second_left = max_events
+
+    def _allowance(self, wanted: int) -> int:
+        """How many of `wanted` routine events may still be kept this second."""
+        now = self._clock()
+        if now - self._second_started >= 1.0:
+            self._second_started = now
+            self._second_left = self.max_events
+        granted = min(wanted, self._second_left)
+        self._second_left -= granted
+        return granted
 
     def record(
         self,
@@ -112,6 +128,9 @@ class Inspector:
         payload: dict[str, Any] | None = None,
         message: str | None = None,
     ) -> None:
+        if outcome == "skipped" and not self._allowance(1):
+            self.count_only(outcome, 1)
+            return
         entry = {
             "at_ms": int(self._clock() * 1000),
             "pixel": pixel,
@@ -158,12 +177,11 @@ class Inspector:
             )
 
     def delivered(self, pixel: str, items: list[Pending]) -> None:
-        """A delivered batch: only the newest `max_events` are parsed back and kept."""
-        skipped = len(items) - self.max_events
-        if skipped > 0:
-            self.count_only("delivered", skipped)
-            items = items[skipped:]
-        self.sent("delivered", pixel, items)
+        """A delivered batch: the newest of it within this second's allowance are kept."""
+        not_kept = len(items) - self._allowance(len(items))
+        if not_kept:
+            self.count_only("delivered", not_kept)
+        self.sent("delivered", pixel, items[not_kept:])
 
     def snapshot(self) -> dict[str, Any]:
         """`{"events": [...newest first], "counts": {...}}` (the JSON of the endpoint)."""
