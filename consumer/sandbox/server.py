@@ -349,7 +349,7 @@ async def handle_monitoring(request: web.Request) -> web.Response:
 
 @functools.cache
 def _page() -> bytes:
-    from consumer.inspector import page_html
+    from consumer.observability.inspector import page_html
 
     return page_html("/_sandbox/events.json", "CAPI sandbox: stored and rejected events")
 

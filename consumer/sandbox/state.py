@@ -288,7 +288,7 @@ class SandboxState:
     def page_events(self) -> dict[str, Any]:
         """What `GET /_sandbox/` shows: stored and rejected events of every pixel, newest first,
         in the events inspector's format (identities masked as there)."""
-        from consumer.inspector import api_error_field, private_view
+        from consumer.observability.inspector import api_error_field, private_view
 
         events: list[dict[str, Any]] = []
         for pid, store in self.pixels.items():
