@@ -18,6 +18,7 @@ import operator
 import queue
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 
@@ -49,8 +50,9 @@ from consumer.live.source import (
     consumer_settings,
     coordinates,
 )
+from consumer.observability.inspector import Inspector
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
-from transforms import Mapped, Skipped, capi_rules, map_values
+from transforms import Failed, Mapped, Skipped, capi_rules, map_values
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
@@ -122,6 +124,10 @@ class Pipeline:
             dlq_settings.update(config.dlq.producer_settings)
             dead_letters = DeadLetterWriter(dlq_settings, config.dlq.topic, clock.time)
         self._dlq = dead_letters
+        # Off by default; when off it costs one attribute check per settled batch.
+        self.inspector = (
+            Inspector(config.inspector.max_events, clock.time) if config.inspector.enabled else None
+        )
         self._settler = Settler(
             self._tracker,
             self.summary,
@@ -129,6 +135,7 @@ class Pipeline:
             dead_letters,
             DlqBreaker(config.dlq.window, config.dlq.max_ratio),
             gate.dry_run,
+            self.inspector,
         )
         self._pacer = Pacer(gate.max_events_per_second)
         self._assigned: set[TopicPartitionKey] = set()
@@ -344,6 +351,7 @@ class Pipeline:
         identities = self._identities
         dry_run = gate.dry_run
         skip_expired = gate.expired == "skip"
+        inspector = self.inspector
         mapped_per_pixel: Counter[str] = Counter()
         pending_bytes = 0
         if at is None:
@@ -351,6 +359,15 @@ class Pipeline:
         for record, event, origin, (key, offset) in zip(records, decoded, origins, at, strict=True):
             if isinstance(event, DecodeFailure):
                 settler.dead_letter(record, origin, "undecodable", event.message)
+                if inspector is not None:
+                    inspector.record(
+                        "dead_lettered",
+                        pixel=None,
+                        event_id=None,
+                        event_type=None,
+                        reason="undecodable",
+                        message=event.message,
+                    )
                 continue
             event_values = event if event.__class__ is tuple else read_values(event)
             outcome = map_values(event_values, compiled, now_ms)
@@ -358,6 +375,8 @@ class Pipeline:
                 pixel = only_pixel or pixel_of(event_values)
                 if pixel is None:
                     settler.skipped(key, offset, "unrouted")
+                    if inspector is not None:
+                        self._inspect_unsent("unrouted", event_values, outcome.event["type"])
                     continue
                 mapped = outcome.event
                 mapped_per_pixel[pixel] += 1
@@ -386,6 +405,8 @@ class Pipeline:
                     self._submit(full)
             elif isinstance(outcome, Skipped):
                 settler.skipped(key, offset, outcome.reason)  # type: ignore[arg-type]
+                if inspector is not None:
+                    self._inspect_unsent(outcome.reason, event_values)
             elif outcome.code == "timestamp_out_of_window" and skip_expired:
                 settler.skipped(key, offset, "timestamp_out_of_window")
             else:
@@ -396,8 +417,34 @@ class Pipeline:
                     outcome.message,
                     outcome.field,
                 )
+                if inspector is not None:
+                    self._inspect_unsent(outcome.code, event_values, failed=outcome)
         self._pending_bytes += pending_bytes
         settler.mapped(mapped_per_pixel)
+
+    def _inspect_unsent(
+        self,
+        reason: str,
+        values: tuple[Any, ...],
+        event_type: str | None = None,
+        failed: Failed | None = None,
+    ) -> None:
+        """An event settled before it could be sent: skipped, or dead-lettered by the mapping."""
+        assert self.inspector is not None
+        compiled = self._compiled
+        if event_type is None:
+            name = values[compiled.event_name]
+            event_type = compiled.event_types.get(name) if isinstance(name, str) else None
+        pixel = self._router.only_pixel or self._router.pixel_of(values)
+        self.inspector.record(
+            "skipped" if failed is None else "dead_lettered",
+            pixel=pixel,
+            event_id=values[compiled.id],
+            event_type=event_type,
+            reason=reason,
+            field=None if failed is None else failed.field or None,
+            message=None if failed is None else failed.message,
+        )
 
     def _retry_stalled(self, now: float) -> None:
         if self.stalled and now >= self._stalled_retry_at:
@@ -440,8 +487,18 @@ class Pipeline:
                 continue
             self._pending_bytes -= len(item.payload)
             reason = dlq_reason(violation)
-            if reason == "timestamp_out_of_window" and self.gate.expired == "skip":
-                self._settler.skipped(item.source, item.offset, reason)
+            skip = reason == "timestamp_out_of_window" and self.gate.expired == "skip"
+            if self.inspector is not None:
+                self.inspector.sent(
+                    "skipped" if skip else "dead_lettered",
+                    batch.pixel_id,
+                    [item],
+                    reason,
+                    violation.field,
+                    message=describe(violation),
+                )
+            if skip:
+                self._settler.skipped(item.source, item.offset, "timestamp_out_of_window")
                 continue
             self._settler.dead_letter(
                 item.record,

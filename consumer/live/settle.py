@@ -22,6 +22,7 @@ from consumer.live.delivery import BatchResult
 from consumer.live.dlq import DeadLetter, DeadLetterSink, Origin
 from consumer.live.offsets import OffsetTracker, TopicPartitionKey
 from consumer.live.source import Record, coordinates
+from consumer.observability.inspector import Inspector, api_error_field
 from consumer.observability.metrics import Metrics
 
 log = logging.getLogger("consumer.pipeline")
@@ -115,6 +116,7 @@ class Settler:
         dead_letters: DeadLetterSink,
         breaker: DlqBreaker,
         dry_run: bool,
+        inspector: Inspector | None = None,
     ) -> None:
         self.tracker = tracker
         self.summary = summary
@@ -122,6 +124,7 @@ class Settler:
         self._metrics = metrics
         self._dead_letters = dead_letters
         self._dry_run = dry_run
+        self._inspector = inspector
         # Per partition: events sent or being dead-lettered, not settled yet (a revoke waits).
         self.in_flight: Counter[TopicPartitionKey] = Counter()
 
@@ -213,6 +216,8 @@ class Settler:
         if result.fatal is not None:
             return result.fatal  # not delivered, not dead-lettered
         pixel = batch.pixel_id
+        if self._inspector is not None:
+            self._inspect(result)
         if result.delivered:
             self.summary.delivered += len(result.delivered)
             self._metrics.events_delivered.labels(pixel).inc(len(result.delivered))
@@ -235,6 +240,22 @@ class Settler:
                 counted=True,
             )
         return None
+
+    def _inspect(self, result: BatchResult) -> None:
+        assert self._inspector is not None
+        pixel = result.batch.pixel_id
+        self._inspector.delivered(pixel, result.delivered)
+        for rejection in result.rejected:
+            by_api = rejection.reason == "rejected_by_api"
+            self._inspector.sent(
+                "rejected_by_api" if by_api else "dead_lettered",
+                pixel,
+                [rejection.item],
+                rejection.reason,
+                rejection.field or api_error_field(rejection.message),
+                rejection.status,
+                rejection.message,
+            )
 
     def forget(self, keys: set[TopicPartitionKey]) -> None:
         for key in keys:
