@@ -24,6 +24,10 @@ DlqReason = Literal[
 ]
 DLQ_REASONS: Final[tuple[DlqReason, ...]] = get_args(DlqReason)
 
+# How a settled event ended, as the events inspector shows it.
+Outcome = Literal["delivered", "rejected_by_api", "dead_lettered", "skipped"]
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
+
 # What became of one request to the API (`capi_consumer_batches_total{outcome}`).
 RequestOutcome = Literal["accepted", "retried", "split", "rejected", "fatal"]
 

@@ -16,15 +16,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from consumer.codes import OUTCOMES, Outcome
 from consumer.live.batching import Pending
 
-Outcome = Literal["delivered", "rejected_by_api", "dead_lettered", "skipped"]
-OUTCOMES: Final[tuple[Outcome, ...]] = ("delivered", "rejected_by_api", "dead_lettered", "skipped")
 MASK: Final = "***"
 # User fields shown as they are: hashes are cut (`_short_hash`), countries are not identities.
 _SHOWN_USER_FIELDS: Final = frozenset({"countries"})

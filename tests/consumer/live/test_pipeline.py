@@ -232,3 +232,15 @@ def test_every_record_is_read_once_whatever_the_consume_size(records_per_call: i
     offsets = sorted(item.offset for b in harness.delivery.submitted for item in b.items)
     assert len(offsets) == len(set(offsets)) == harness.pipeline.summary.delivered
     assert harness.source.commits == {P0: 25}
+
+
+def test_the_inspector_sees_every_settled_event_when_enabled() -> None:
+    log: dict[TopicPartitionKey, list[bytes | None]] = {P0: [*encoded_events(5), b"not avro"]}
+    harness = Harness(live_config(inspector={"enabled": True}), log)
+    assert harness.run() == "caught_up"
+    inspector = harness.pipeline.inspector
+    assert inspector is not None
+    snapshot = inspector.snapshot()
+    assert snapshot["counts"]["delivered"] == 5
+    assert snapshot["counts"]["dead_lettered"] == 1
+    assert {event["reason"] for event in snapshot["events"]} == {None, "undecodable"}
