@@ -610,11 +610,7 @@ def run_bounded(
 
 def require_config(config: AppConfig, dry_run: bool) -> None:
     """`run`'s requirements; a dry run sends nothing, so it needs no API key."""
-    try:
-        config.require_for_run()
-    except ConfigError as exc:
-        if not (dry_run and exc.key.endswith(("api_key", "api_key_file"))):
-            raise
+    config.require_for_run(need_api_key=not dry_run)
 
 
 # -- the command --------------------------------------------------------------------------------
