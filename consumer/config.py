@@ -106,6 +106,9 @@ class KafkaSettings(_Section):
     # Messages taken per consume() call; the unit of bulk decode and map.
     consume_batch_size: int = Field(default=1000, ge=1, le=100_000)
     commit_interval_s: float = Field(default=1.0, gt=0)
+    # Bounded commands (`run --until-caught-up`, `backfill`, `produce`, `dlq`) give up when no
+    # broker answered for this long; a live run keeps trying (and is not ready meanwhile).
+    unreachable_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class SchemaSettings(_Section):
@@ -265,12 +268,13 @@ class AppConfig(MappingSettings):
             problems.append(("capi.api_key", "required (or capi.api_key_file)"))
         if need_api_key and key_file is not None and not Path(key_file).is_file():
             problems.append(("capi.api_key_file", f"no such file: {key_file}"))
-        for check in (self.kafka_client_settings, self.registry_client_settings):
+        client_settings: dict[str, Any] = {}
+        for check in (self.registry_client_settings, self.kafka_client_settings):
             try:
-                check()
+                client_settings = check()
             except ConfigError as exc:
                 problems.extend(exc.problems)
-        strategy = str(self.kafka.settings.get("partition.assignment.strategy", ""))
+        strategy = str(client_settings.get("partition.assignment.strategy", ""))
         if "cooperative" in strategy:
             # Commits on revoke, pause/resume and bounded runs assume the eager protocol.
             problems.append(

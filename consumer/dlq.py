@@ -19,6 +19,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer.reachability import client_logger
 from schemas import load_schema
 
 log = logging.getLogger("consumer.dlq")
@@ -142,10 +143,13 @@ class DeadLetterWriter:
         topic: str,
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 30.0,
+        error_cb: Callable[[KafkaError], None] | None = None,
     ) -> None:
         settings: dict[str, Any] = {"acks": "all", "enable.idempotence": True, "linger.ms": 20}
         settings.update(producer_settings)
-        settings["logger"] = logging.getLogger("librdkafka.dlq")
+        settings["logger"] = client_logger("librdkafka.dlq")
+        if error_cb is not None:
+            settings["error_cb"] = error_cb
         self._producer = Producer(settings)
         self._topic = topic
         self._codec = DeadLetterCodec()

@@ -54,6 +54,7 @@ from consumer.dlq import REASONS, DeadLetterCodec, Origin
 from consumer.logs import setup_logging
 from consumer.pipeline import Plan
 from consumer.progress import print_report
+from consumer.reachability import KafkaUnreachable
 
 log = logging.getLogger("consumer.dlq_tools")
 
@@ -161,7 +162,7 @@ def replay_command(args: argparse.Namespace) -> int:
                 bounds = resolve(stored=None)
             if not args.dry_run and not bounds.resumed:
                 store_snapshot(consumer, bounds)
-    except (RangeError, KafkaException) as exc:
+    except (RangeError, KafkaException, KafkaUnreachable) as exc:
         return range_failure(exc)
     letters = DeadLetters()
     accepted = set(reasons)
@@ -277,7 +278,7 @@ def inspect_command(args: argparse.Namespace) -> int:
             except MissingTopic:
                 keys = []  # nothing was ever dead-lettered
             complete = read_range(consumer, watermarks(consumer, keys), inspection.visit)
-    except (RangeError, KafkaException) as exc:
+    except (RangeError, KafkaException, KafkaUnreachable) as exc:
         return range_failure(exc)
     ordered = sorted(inspection.reasons.items(), key=lambda item: -item[1].count)
     report: dict[str, Any] = {

@@ -21,9 +21,10 @@ from consumer.cli import (
     tune_memory,
 )
 from consumer.config import AppConfig, ConfigError
-from consumer.health import HealthServer
+from consumer.health import HealthServer, PortUnavailable
 from consumer.logs import setup_logging
 from consumer.pipeline import ExitReason, Pipeline
+from consumer.reachability import KafkaUnreachable, MissingTopics
 
 log = logging.getLogger("consumer.run")
 
@@ -48,15 +49,12 @@ def start_health(config: AppConfig, pipeline: Pipeline) -> HealthServer | None:
     if not settings.enabled:
         return None
 
-    def ready() -> tuple[bool, str]:
-        if pipeline.credentials_rejected:
-            return False, "API credentials or pixel rejected"
-        if not pipeline.kafka_reachable:
-            return False, "Kafka not reachable yet"
-        return True, "ok"
-
     server = HealthServer(
-        pipeline.metrics, lambda: pipeline.heartbeat, ready, settings.host, settings.port
+        pipeline.metrics,
+        lambda: pipeline.heartbeat,
+        pipeline.readiness,
+        settings.host,
+        settings.port,
     )
     server.start()
     return server
@@ -75,9 +73,19 @@ def exit_code(reason: ExitReason, pipeline: Pipeline) -> int:
 def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -> int:
     install_signal_handlers(pipeline.request_stop)
     tune_memory()
-    health = start_health(config, pipeline)
+    try:
+        health = start_health(config, pipeline)
+    except PortUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)  # before anything is consumed
+        return EXIT_UNEXPECTED
     try:
         reason = pipeline.run(until_caught_up=until_caught_up)
+    except KafkaUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    except MissingTopics as exc:
+        print(f"error: {exc} (kafka.topics)", file=sys.stderr)
+        return EXIT_CONFIG
     except Exception:
         log.exception("unexpected error")
         return EXIT_UNEXPECTED

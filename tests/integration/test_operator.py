@@ -1,0 +1,219 @@
+"""What an operator sees and relies on: readiness, the ready gauge, a busy port, an unreachable
+broker, a misspelled topic (issue 15)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer
+
+from consumer.embedded_broker import EmbeddedBroker
+from consumer.health import HealthServer
+from consumer.pipeline import Pipeline
+from consumer.samples import generate_events
+from consumer.sandbox.server import SandboxThread
+from tests.integration.conftest import (
+    as_config,
+    consumer_config,
+    run_cli,
+    stats,
+    wait_for,
+    write_config,
+)
+from tests.integration.test_consumer import Running, produce
+
+pytestmark = pytest.mark.integration
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def topic_exists(broker: EmbeddedBroker, topic: str) -> bool:
+    probe = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "probe"})
+    try:
+        return topic in probe.list_topics(timeout=10).topics  # all topics: creates none
+    finally:
+        probe.close()
+
+
+def test_a_standby_member_with_no_partition_is_ready_and_the_gauge_follows_unasked(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
+) -> None:
+    # The embedded broker creates topics with 4 partitions: the fifth member gets none.
+    topic, group, dlq = names("events"), names("group"), names("dlq")
+    raw = consumer_config(broker, sandbox.url, [topic], group, dlq)
+    produce(raw, topic, generate_events(20, seed=1, now_ms=int(time.time() * 1000)))
+    members = [Running(Pipeline(as_config(raw)), until_caught_up=False) for _ in range(5)]
+    try:
+        wait_for(
+            lambda: (
+                all(m.pipeline._group_joined for m in members)
+                and sum(len(m.pipeline._assigned) for m in members) == 4
+            ),
+            60,
+            "five members sharing four partitions",
+        )
+        standby = next(m.pipeline for m in members if not m.pipeline._assigned)
+        wait_for(lambda: standby.readiness() == (True, "ok"), 10, "the standby to be ready")
+        health = HealthServer(
+            standby.metrics, lambda: standby.heartbeat, standby.readiness, "127.0.0.1", 0
+        )
+        health.start()
+        try:
+            # No request to /readyz: the gauge follows readiness on its own, within a second.
+            wait_for(lambda: standby.metrics.up._value.get() == 1, 1.5, "capi_consumer_ready 1")
+        finally:
+            health.stop()
+    finally:
+        for member in members:
+            member.stop()
+
+
+def test_ready_gauge_drops_within_a_second_when_brokers_go_down(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
+) -> None:
+    from confluent_kafka import KafkaError
+
+    topic, group, dlq = names("events"), names("group"), names("dlq")
+    raw = consumer_config(broker, sandbox.url, [topic], group, dlq)
+    produce(raw, topic, generate_events(5, seed=2, now_ms=int(time.time() * 1000)))
+    running = Running(Pipeline(as_config(raw)), until_caught_up=False)
+    pipeline = running.pipeline
+    health = HealthServer(
+        pipeline.metrics, lambda: pipeline.heartbeat, pipeline.readiness, "127.0.0.1", 0
+    )
+    health.start()
+    try:
+        wait_for(lambda: pipeline.metrics.up._value.get() == 1, 30, "ready")
+        pipeline._on_kafka_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "3/3 brokers are down"))
+        wait_for(lambda: pipeline.metrics.up._value.get() == 0, 1.5, "capi_consumer_ready 0")
+        assert pipeline.readiness() == (False, "Kafka not reachable")
+        # The next broker response (the topic check, a fetch) makes it ready again.
+        wait_for(lambda: pipeline.metrics.up._value.get() == 1, 15, "ready again")
+    finally:
+        health.stop()
+        running.stop()
+
+
+def test_a_misspelled_topic_is_named_never_created_and_never_ready(
+    broker: EmbeddedBroker,
+    sandbox: SandboxThread,
+    names: Callable[[str], str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic, group, dlq = names("evnets"), names("group"), names("dlq")
+    raw = consumer_config(broker, sandbox.url, [topic], group, dlq)
+    caplog.set_level(logging.INFO, logger="consumer.pipeline")
+    running = Running(Pipeline(as_config(raw)), until_caught_up=False)
+    try:
+        wait_for(
+            lambda: any(
+                r.levelno == logging.ERROR and getattr(r, "topic", None) == topic
+                for r in caplog.records
+            ),
+            30,
+            "an error line naming the topic",
+        )
+        ready, reason = running.pipeline.readiness()
+        assert not ready
+        assert topic in reason
+    finally:
+        running.stop()
+    assert not topic_exists(broker, topic)
+
+    result = run_cli(
+        "run", "--until-caught-up", "--config", str(write_config(tmp_path / "c.yaml", raw))
+    )
+    assert result.returncode == 2
+    assert f"error: topic '{topic}' does not exist" in result.stderr
+    assert not topic_exists(broker, topic)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run", "--until-caught-up"),
+        ("backfill", "--from-beginning"),
+        ("dlq", "inspect"),
+        ("produce", "--topic", "t"),
+    ],
+)
+def test_bounded_commands_give_up_on_an_unreachable_broker_with_one_line(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    bootstrap = f"127.0.0.1:{closed_port()}"
+    raw = {
+        "kafka": {"bootstrap_servers": bootstrap, "topics": ["t"], "unreachable_timeout_s": 2},
+        "capi": {"pixel_id": "p", "api_key": "k", "base_url": "http://127.0.0.1:9"},
+        "observability": {"enabled": False},
+    }
+    config = str(write_config(tmp_path / "c.yaml", raw))
+    started = time.monotonic()
+    result = run_cli(*command, "--config", config, input="{}\n", timeout=60)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert errors == [f"error: cannot reach Kafka at {bootstrap}: " + errors[0].split(": ", 2)[2]]
+    assert "Connection refused" in errors[0]
+    assert time.monotonic() - started < 30  # the configured 2 s, not librdkafka's minutes
+
+
+def test_a_live_run_without_broker_logs_each_error_once_and_stays_unready(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = {
+        "kafka": {"bootstrap_servers": f"127.0.0.1:{closed_port()}", "topics": ["t"]},
+        "capi": {"pixel_id": "p", "api_key": "k", "base_url": "http://127.0.0.1:9"},
+        "observability": {"enabled": False},
+    }
+    caplog.set_level(logging.DEBUG)
+    running = Running(Pipeline(as_config(raw)), until_caught_up=False)
+    cause = running.pipeline._kafka_cause
+    try:
+        # librdkafka reports the refused connection a few times a second.
+        wait_for(lambda: cause.seen >= 20, 30, "twenty Kafka errors")
+        assert running.pipeline.readiness() == (False, "Kafka not reachable")
+    finally:
+        running.stop()
+    kafka_lines = [
+        r for r in caplog.records if r.name.startswith("librdkafka") or "kafka client" in r.message
+    ]
+    distinct = {(r.name, r.getMessage(), getattr(r, "error", None)) for r in kafka_lines}
+    assert len(kafka_lines) == len(distinct) <= 6
+
+
+def test_a_busy_observability_port_is_one_line_and_exit_1_before_consuming(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str], tmp_path: Path
+) -> None:
+    topic, group, dlq = names("events"), names("group"), names("dlq")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        raw = consumer_config(
+            broker,
+            sandbox.url,
+            [topic],
+            group,
+            dlq,
+            observability={"enabled": True, "host": "127.0.0.1", "port": port},
+        )
+        produce(raw, topic, generate_events(10, seed=3, now_ms=int(time.time() * 1000)))
+        result = run_cli("run", "--config", str(write_config(tmp_path / "c.yaml", raw)))
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert lines == [
+        f"error: cannot listen on the observability port {port} "
+        "(observability.host 127.0.0.1): Address already in use"
+    ]
+    assert "Traceback" not in result.stderr
+    assert stats(sandbox)["requests"] == 0  # nothing was consumed, nothing sent
