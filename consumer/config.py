@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from consumer.redaction import mask_userinfo
 from consumer.sandbox.settings import SandboxSettings
 from transforms.settings import MappingSettings
 
@@ -395,6 +396,8 @@ def masked(config: AppConfig) -> dict[str, Any]:
             return "***"
         if node is not None and key and is_secret_key(key) and not key.endswith("_file"):
             return "***"
+        if isinstance(node, str):
+            return mask_userinfo(node)  # https://user:pw@host → https://***@host
         return node
 
     dumped = config.model_dump(by_alias=True)

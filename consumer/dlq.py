@@ -20,6 +20,7 @@ import fastavro
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.reachability import client_logger
+from consumer.redaction import redact_text
 from schemas import load_schema
 
 log = logging.getLogger("consumer.dlq")
@@ -164,6 +165,10 @@ class DeadLetterWriter:
         return bool(self._retry)
 
     def write(self, letter: DeadLetter, on_acked: Callable[[], None]) -> None:
+        """Produce `letter`; its message and field are redacted (API errors may echo keys or
+        personal data), its original key and value are kept intact for replay."""
+        field_path = redact_text(letter.field) if letter.field else letter.field
+        letter = replace(letter, message=redact_text(letter.message), field=field_path)
         self._produce(_Write(letter, on_acked))
 
     def _produce(self, write: _Write) -> None:

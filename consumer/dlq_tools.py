@@ -55,6 +55,7 @@ from consumer.logs import setup_logging
 from consumer.pipeline import Plan
 from consumer.progress import print_report
 from consumer.reachability import KafkaUnreachable
+from consumer.redaction import redact_text
 
 log = logging.getLogger("consumer.dlq_tools")
 
@@ -219,10 +220,11 @@ def example_of(message: Message, record: dict[str, Any] | None) -> dict[str, Any
     dlq_position = f"{message.topic()}[{message.partition()}]@{message.offset()}"
     if record is None:
         return {"dlq_position": dlq_position, "bytes": len(message.value() or b"")}
-    text = str(record["message"])
+    # Redacted again: records written by older versions kept the API's text as it came.
+    text = redact_text(str(record["message"]))
     return {
         "message": text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…",
-        "field": record["field"],
+        "field": redact_text(record["field"]) if record["field"] else record["field"],
         "http_status": record["http_status"],
         "source": f"{record['topic']}[{record['partition']}]@{record['offset']}",
         "record_time": iso_ms(record["timestamp"]),

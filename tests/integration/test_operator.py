@@ -217,3 +217,90 @@ def test_a_busy_observability_port_is_one_line_and_exit_1_before_consuming(
     ]
     assert "Traceback" not in result.stderr
     assert stats(sandbox)["requests"] == 0  # nothing was consumed, nothing sent
+
+
+# -- secrets (issue 15 #3) and the projection on the registry path (#2) --------------------------
+
+PLANTED = {
+    "bearer": "Bearer sk-planted-0123456789abcdef",
+    "key": "sk-planted-0123456789abcdef",
+    "password": "hunter2-planted",
+    "email": "planted.person@example.org",
+    "phone": "+33 6 12 34 56 78",
+    "ipv4": "198.51.100.77",
+    "ipv6": "2001:db8:85a3::8a2e:370:7334",
+}
+API_ERROR = (
+    f"invalid request from {PLANTED['email']} (phone {PLANTED['phone']}) at "
+    f"{PLANTED['ipv4']} / {PLANTED['ipv6']}: header Authorization: {PLANTED['bearer']} "
+    f"rejected; registry https://robot:{PLANTED['password']}@registry.example.com said "
+    f"password={PLANTED['password']}"
+)
+
+
+def leaked(text: str) -> list[str]:
+    return [kind for kind, value in PLANTED.items() if value in text]
+
+
+def test_api_error_text_is_redacted_in_the_dlq_headers_inspect_and_logs(
+    broker: EmbeddedBroker, names: Callable[[str], str], tmp_path: Path
+) -> None:
+    from consumer.dlq import DeadLetterCodec
+    from tests.integration.conftest import read_topic, sandbox_settings
+
+    fault = {"script": [{"status": 400, "body": '{"error": {"message": "' + API_ERROR + '"}}'}]}
+    with SandboxThread(sandbox_settings(faults=fault)) as sandbox:
+        topic, group, dlq = names("events"), names("group"), names("dlq")
+        raw = consumer_config(broker, sandbox.url, [topic], group, dlq)
+        raw["observability"]["log_level"] = "debug"
+        [event] = [
+            e
+            for e in generate_events(50, seed=4, now_ms=int(time.time() * 1000))
+            if e["event_name"] == "purchase"
+        ][:1]
+        produce(raw, topic, [event])
+        [source] = read_topic(broker, topic)
+        config = str(write_config(tmp_path / "c.yaml", raw))
+        result = run_cli("run", "--until-caught-up", "--config", config)
+        assert result.returncode == 0, result.stderr
+    [record] = read_topic(broker, dlq)
+    letter = DeadLetterCodec().decode(record.value())
+    assert letter["reason"] == "rejected_by_api"
+    assert "invalid request from [redacted]" in letter["message"]  # the API's words remain
+    headers = " ".join(v.decode() for k, v in record.headers() if k.startswith("capi.dlq."))
+    shown = f"{letter['message']} {letter['field']} {headers}"
+    assert leaked(shown) == []
+    assert letter["value"] == source.value()  # the original bytes, intact for replay
+    assert letter["key"] == source.key()
+    inspect = run_cli("dlq", "inspect", "--config", config)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "[redacted]" in inspect.stdout
+    assert leaked(inspect.stdout + inspect.stderr) == []
+    assert leaked(result.stdout + result.stderr) == []
+
+
+def test_registry_credentials_stay_out_of_logs_and_config_check_and_projection_is_on(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str], tmp_path: Path
+) -> None:
+    from consumer.registry_stub import RegistryStub
+
+    with RegistryStub() as registry:
+        topic, group, dlq = names("events"), names("group"), names("dlq")
+        url = registry.url.replace("http://", f"http://robot:{PLANTED['password']}@")
+        raw = consumer_config(
+            broker, sandbox.url, [topic], group, dlq, schema={"registry_url": url}
+        )
+        raw["observability"]["log_level"] = "debug"
+        produce(raw, topic, generate_events(50, seed=5, now_ms=int(time.time() * 1000)))
+        config = str(write_config(tmp_path / "c.yaml", raw))
+        result = run_cli("run", "--until-caught-up", "--config", config)
+        check = run_cli("config", "check", "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert '"wire_format":"confluent"' in result.stderr
+    assert '"projection":"on"' in result.stderr  # the fast decoder on the documented setup
+    assert "projection failed" not in result.stderr
+    assert PLANTED["password"] not in result.stderr + result.stdout
+    assert check.returncode == 0, check.stderr
+    assert PLANTED["password"] not in check.stdout
+    assert "robot" not in check.stdout
+    assert "http://***@127.0.0.1" in check.stdout
