@@ -37,7 +37,7 @@ from typing import Any, Literal
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumer.cli import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, load_or_exit
+from consumer.cli import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, SMALLEST_EPOCH_MS, load_or_exit
 from consumer.config import AppConfig, ConfigError
 from consumer.kafka_clients import consumer_settings
 from consumer.logs import setup_logging
@@ -65,8 +65,6 @@ _MASKED_TOP_LEVEL = ("oppref",)
 _MASKED_USER = ("ip_address", "user_agent", "obref")
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Below this, a number is far more likely epoch seconds than milliseconds (it is March 1973).
-_SMALLEST_EPOCH_MS = 100_000_000_000
 
 
 class RangeError(ValueError):
@@ -142,7 +140,7 @@ def parse_time_ms(text: str, option: str) -> int:
     value = text.strip()
     if value.isdigit():
         ms = int(value)
-        if ms < _SMALLEST_EPOCH_MS:
+        if ms < SMALLEST_EPOCH_MS:
             raise RangeError(f"{option}: {value} looks like epoch seconds; give epoch milliseconds")
         return ms
     try:

@@ -271,6 +271,7 @@ class Pipeline:
         self._missing_topics: list[str] | None = None  # None: not checked yet
         self._topics_checked_at = -_TOPIC_CHECK_INTERVAL_S
         self.on_progress: Callable[[Pipeline], None] | None = None
+        self.ran = False  # it subscribed: its summary means something
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -363,6 +364,7 @@ class Pipeline:
                 on_lost=self._on_lost,
             )
             self._subscribed_at = time.monotonic()
+            self.ran = True
             log.info(
                 "joining the consumer group; waiting for its partition assignment",
                 extra={"group": self._group_id},

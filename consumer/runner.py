@@ -24,6 +24,7 @@ from consumer.config import AppConfig, ConfigError
 from consumer.health import HealthServer, PortUnavailable
 from consumer.logs import setup_logging
 from consumer.pipeline import ExitReason, Pipeline
+from consumer.progress import summary_lines
 from consumer.reachability import KafkaUnreachable, MissingTopics
 
 log = logging.getLogger("consumer.run")
@@ -117,4 +118,9 @@ def command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     setup_logging(config.observability.log_level, config.observability.log_format)
     pipeline = Pipeline(config)
-    return run_pipeline(config, pipeline, args.until_caught_up)
+    code = run_pipeline(config, pipeline, args.until_caught_up)
+    if args.until_caught_up and pipeline.ran:
+        # The same human summary `demo` prints (the JSON one is the `run finished` log line).
+        lines = summary_lines(pipeline.summary.as_dict(), "openai-capi-consumer run")
+        print("\n".join([*lines, lines[0]]))
+    return code

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -296,6 +297,9 @@ def test_registry_credentials_stay_out_of_logs_and_config_check_and_projection_i
         result = run_cli("run", "--until-caught-up", "--config", config)
         check = run_cli("config", "check", "--config", config)
     assert result.returncode == 0, result.stderr
+    # The human summary `demo` prints, on stdout.
+    assert "events read" in result.stdout
+    assert "every event accounted for: 50 of 50 settled, offsets committed" in result.stdout
     assert '"wire_format":"confluent"' in result.stderr
     assert '"projection":"on"' in result.stderr  # the fast decoder on the documented setup
     assert "projection failed" not in result.stderr
@@ -304,3 +308,63 @@ def test_registry_credentials_stay_out_of_logs_and_config_check_and_projection_i
     assert PLANTED["password"] not in check.stdout
     assert "robot" not in check.stdout
     assert "http://***@127.0.0.1" in check.stdout
+
+
+def test_sample_piped_into_produce_as_the_readme_shows(
+    broker: EmbeddedBroker, names: Callable[[str], str], tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.integration.conftest import CLI, end_offsets
+
+    topic = names("samples")
+    raw = {"kafka": {"bootstrap_servers": broker.bootstrap_servers}}
+    config = str(write_config(tmp_path / "c.yaml", raw))
+    command = f"{CLI} sample --count 1000 | {CLI} produce --topic {topic} --config {config}"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"produced 1000 events to {topic}, skipped 0, failed 0"
+    assert sum(end_offsets(broker, [topic]).values()) == 1000
+
+
+def test_a_restart_after_kill_9_says_what_it_waits_for(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str], tmp_path: Path
+) -> None:
+    import signal
+
+    from tests.integration.conftest import start_cli
+
+    topic, group, dlq = names("events"), names("group"), names("dlq")
+    raw = consumer_config(broker, sandbox.url, [topic], group, dlq)
+    raw["kafka"]["settings"] = {"session.timeout.ms": 20000, "heartbeat.interval.ms": 500}
+    produce(raw, topic, generate_events(10, seed=6, now_ms=int(time.time() * 1000)))
+    config = str(write_config(tmp_path / "c.yaml", raw))
+    first = start_cli("run", "--config", config)
+    try:
+        wait_for(lambda: stats(sandbox)["accepted"] > 0, 60, "the first member to deliver")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    second = start_cli("run", "--config", config)
+    lines: list[str] = []
+    assert second.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(second.stderr), daemon=True)
+    reader.start()
+    try:
+        told = wait_for(
+            lambda: [line for line in lines if "waiting for the group's partition" in line],
+            30,
+            "a line saying what the restart waits for",
+        )
+        assert "session.timeout.ms" in told[0]
+        assert '"session_timeout_ms":20000' in told[0]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+        reader.join(10)
