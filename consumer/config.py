@@ -99,7 +99,8 @@ class KafkaSettings(_Section):
     bootstrap_servers: str | None = None
     group_id: str = "openai-capi-consumer"
     topics: list[str] = Field(default_factory=list)
-    # Any librdkafka property (SASL/SSL, session.timeout.ms, ...), applied to every client.
+    # Any librdkafka property (SASL/SSL, session.timeout.ms, ...); each client gets those that
+    # apply to it (consumer/kafka_clients.py).
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # A mounted YAML/JSON map of librdkafka properties (sasl.password, ssl.key.password, ...)
     # merged over `settings`, so secrets stay out of the config file.
@@ -197,7 +198,7 @@ class DlqSettings(_Section):
     topic: str = "openai-capi-consumer-dlq"
     max_ratio: float = Field(default=0.5, gt=0, le=1)
     window: int = Field(default=1000, ge=1)
-    # librdkafka properties for the DLQ producer only (the kafka.settings apply too).
+    # librdkafka properties for the DLQ producer only (over the kafka.settings for producers).
     producer_settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
