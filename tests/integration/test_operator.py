@@ -27,15 +27,15 @@ from tests.integration.conftest import (
     write_config,
 )
 from tests.integration.test_consumer import Running, produce
+from tests.integration.test_observability import free_port  # released: nothing listens there
 
 pytestmark = pytest.mark.integration
 
 
-def closed_port() -> int:
-    """A 127.0.0.1 port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def serve_health(pipeline: Pipeline) -> HealthServer:
+    """The health server of `pipeline` on a free port, started."""
+    health = serve_health(pipeline)
+    return health
 
 
 def topic_exists(broker: EmbeddedBroker, topic: str) -> bool:
@@ -65,10 +65,7 @@ def test_a_standby_member_with_no_partition_is_ready_and_the_gauge_follows_unask
         )
         standby = next(m.pipeline for m in members if not m.pipeline._assigned)
         wait_for(lambda: standby.readiness() == (True, "ok"), 10, "the standby to be ready")
-        health = HealthServer(
-            standby.metrics, lambda: standby.heartbeat, standby.readiness, "127.0.0.1", 0
-        )
-        health.start()
+        health = serve_health(standby)
         try:
             # No request to /readyz: the gauge follows readiness on its own, within a second.
             wait_for(lambda: standby.metrics.up._value.get() == 1, 1.5, "capi_consumer_ready 1")
@@ -89,10 +86,7 @@ def test_ready_gauge_drops_within_a_second_when_brokers_go_down(
     produce(raw, topic, generate_events(5, seed=2, now_ms=int(time.time() * 1000)))
     running = Running(Pipeline(as_config(raw)), until_caught_up=False)
     pipeline = running.pipeline
-    health = HealthServer(
-        pipeline.metrics, lambda: pipeline.heartbeat, pipeline.readiness, "127.0.0.1", 0
-    )
-    health.start()
+    health = serve_health(pipeline)
     try:
         wait_for(lambda: pipeline.metrics.up._value.get() == 1, 30, "ready")
         pipeline._on_kafka_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "3/3 brokers are down"))
@@ -152,7 +146,7 @@ def test_a_misspelled_topic_is_named_never_created_and_never_ready(
 def test_bounded_commands_give_up_on_an_unreachable_broker_with_one_line(
     command: tuple[str, ...], tmp_path: Path
 ) -> None:
-    bootstrap = f"127.0.0.1:{closed_port()}"
+    bootstrap = f"127.0.0.1:{free_port()}"
     raw = {
         "kafka": {"bootstrap_servers": bootstrap, "topics": ["t"], "unreachable_timeout_s": 2},
         "capi": {"pixel_id": "p", "api_key": "k", "base_url": "http://127.0.0.1:9"},
@@ -172,7 +166,7 @@ def test_a_live_run_without_broker_logs_each_error_once_and_stays_unready(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     raw = {
-        "kafka": {"bootstrap_servers": f"127.0.0.1:{closed_port()}", "topics": ["t"]},
+        "kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}", "topics": ["t"]},
         "capi": {"pixel_id": "p", "api_key": "k", "base_url": "http://127.0.0.1:9"},
         "observability": {"enabled": False},
     }
