@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -26,7 +26,6 @@ from pydantic import (
 )
 
 from consumer.redaction import mask_userinfo
-from consumer.sandbox.settings import SandboxSettings
 from transforms.settings import MappingSettings
 
 ENV_PREFIX = "CAPI_CONSUMER_"
@@ -222,10 +221,17 @@ class AppConfig(MappingSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     dlq: DlqSettings = Field(default_factory=DlqSettings)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     # Dotted key → the environment variable that set it (`load_config`), for error messages.
     _env_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_the_sandbox(cls, data: Any) -> Any:
+        """The sandbox's own section (consumer/sandbox/settings.py) may share the file."""
+        if isinstance(data, dict) and "sandbox" in data:
+            return {key: value for key, value in data.items() if key != "sandbox"}
+        return data
 
     @model_validator(mode="after")
     def _one_key_source(self) -> AppConfig:
@@ -333,8 +339,24 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AppConfig:
     """Read the YAML file (optional), apply the environment, validate. Raises `ConfigError`."""
+    sources: dict[str, str] = {}
+    config = validated(AppConfig, read_config_data(path, environ, sources), sources=sources)
+    config._env_sources = sources
+    return config
+
+
+def read_config_data(
+    path: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    sources: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The YAML file (optional) with the `CAPI_CONSUMER_` environment merged over it, not yet
+    validated. Raises `ConfigError`."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -358,26 +380,30 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         if not isinstance(loaded, dict):
             raise ConfigError("", f"configuration error: {path}: the top level must be a mapping")
         data = loaded
-    sources: dict[str, str] = {}
-    data = _merge(data, env_overrides(os.environ if environ is None else environ, sources))
+    return _merge(data, env_overrides(os.environ if environ is None else environ, sources))
+
+
+def validated(
+    model: type[_Model], data: Any, section: str = "", sources: Mapping[str, str] | None = None
+) -> _Model:
+    """`data` as `model`; every error, as a `ConfigError` naming the keys (under `section`) and
+    the environment variables they came from (`sources`)."""
     try:
-        config = AppConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        problems = {_problem(error) for error in exc.errors()}
-        raise ConfigError.of(sorted(problems), sources) from None
-    config._env_sources = sources
-    return config
+        problems = {_problem(error, section) for error in exc.errors()}
+        raise ConfigError.of(sorted(problems), sources or {}) from None
 
 
-def _problem(error: Any) -> tuple[str, str]:
+def _problem(error: Any, section: str) -> tuple[str, str]:
     """(dotted key, message) of one pydantic error."""
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    key = ".".join([section] * bool(section) + [str(part) for part in error["loc"]])
     message = str(error["msg"])
     if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         message = "unknown key"
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    return key, message
+    return key or "(top level)", message
 
 
 def is_secret_key(key: str) -> bool:
@@ -385,7 +411,7 @@ def is_secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def masked(config: AppConfig) -> dict[str, Any]:
+def masked(config: BaseModel) -> dict[str, Any]:
     """The effective configuration as plain data, every secret replaced by `***`."""
 
     def walk(node: Any, key: str = "") -> Any:

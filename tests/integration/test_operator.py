@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
-from consumer.embedded_broker import EmbeddedBroker
-from consumer.health import HealthServer
-from consumer.pipeline import Pipeline
-from consumer.samples import generate_events
+from consumer.devtools.embedded_broker import EmbeddedBroker
+from consumer.devtools.samples import generate_events
+from consumer.live.pipeline import Pipeline
+from consumer.observability.health import HealthServer
 from consumer.sandbox.server import SandboxThread
 from tests.integration.conftest import (
     as_config,
@@ -240,7 +240,7 @@ def leaked(text: str) -> list[str]:
 def test_api_error_text_is_redacted_in_the_dlq_headers_inspect_and_logs(
     broker: EmbeddedBroker, names: Callable[[str], str], tmp_path: Path
 ) -> None:
-    from consumer.dlq import DeadLetterCodec
+    from consumer.live.dlq import DeadLetterCodec
     from tests.integration.conftest import read_topic, sandbox_settings
 
     fault = {"script": [{"status": 400, "body": '{"error": {"message": "' + API_ERROR + '"}}'}]}
@@ -277,7 +277,7 @@ def test_api_error_text_is_redacted_in_the_dlq_headers_inspect_and_logs(
 def test_registry_credentials_stay_out_of_logs_and_config_check_and_projection_is_on(
     broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str], tmp_path: Path
 ) -> None:
-    from consumer.registry_stub import RegistryStub
+    from consumer.devtools.registry_stub import RegistryStub
 
     with RegistryStub() as registry:
         topic, group, dlq = names("events"), names("group"), names("dlq")
