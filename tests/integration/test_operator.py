@@ -34,7 +34,10 @@ pytestmark = pytest.mark.integration
 
 def serve_health(pipeline: Pipeline) -> HealthServer:
     """The health server of `pipeline` on a free port, started."""
-    health = serve_health(pipeline)
+    health = HealthServer(
+        pipeline.metrics, lambda: pipeline.heartbeat, pipeline.readiness, "127.0.0.1", 0
+    )
+    health.start()
     return health
 
 
