@@ -25,6 +25,7 @@ from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
 from consumer.live.kafka_clients import producer_settings
 from consumer.live.reachability import ErrorCause, KafkaUnreachable, await_metadata, client_logger
 from consumer.observability.logs import setup_logging
+from consumer.redaction import redact_log
 from transforms.timestamps import parse_timestamp_ms
 
 _POLL_EVERY: Final = 1000
@@ -226,7 +227,7 @@ def command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED
     except (RegistryUnavailable, RegistryRejected) as exc:
-        print(f"produce: schema registry: {exc}", file=sys.stderr)
+        print(f"produce: schema registry: {redact_log(str(exc))}", file=sys.stderr)
         return EXIT_UNEXPECTED
     # `skipped` also counts the lines that were not JSON objects, which never reach the report.
     print(

@@ -50,6 +50,7 @@ from consumer.live.reachability import (
     shape,
 )
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
+from consumer.redaction import redact_log
 from transforms import Mapped, Skipped, capi_rules, map_values
 from transforms.paths import PathReader
 
@@ -535,7 +536,8 @@ class Pipeline:
             decoded = self._decode(values)
         except RegistryRejected as exc:
             # Bad registry credentials or a refused schema: no retry can fix it.
-            self._fatal_error = f"the schema registry refused the request: {exc}"
+            # Printed on stderr too: the registry's text may carry its URL's user info.
+            self._fatal_error = f"the schema registry refused the request: {redact_log(str(exc))}"
             self._stalled.extend(messages)
             return
         except RegistryUnavailable as exc:
