@@ -38,15 +38,28 @@ from consumer.live.delivery import (
     dlq_reason,
 )
 from consumer.live.dlq import DeadLetter, DeadLetterWriter, Origin
+from consumer.live.kafka_clients import consumer_settings, producer_settings
 from consumer.live.offsets import OffsetTracker
+from consumer.live.reachability import (
+    ErrorCause,
+    MissingTopics,
+    Throttle,
+    await_metadata,
+    client_logger,
+    missing_topics,
+    shape,
+)
 from consumer.observability.inspector import Inspector, api_error_field
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
+from consumer.redaction import redact_log
 from transforms import Failed, Mapped, Skipped, capi_rules, map_values
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
 
 TopicPartitionKey = tuple[str, int]
+# How often the loop asks which subscribed topics exist (a metadata request).
+_TOPIC_CHECK_INTERVAL_S = 5.0
 ExitReason = Literal["stopped", "caught_up", "fatal", "breaker", "error"]
 
 
@@ -162,7 +175,8 @@ def api_keys(config: AppConfig) -> dict[str, ApiKey]:
 
 
 def kafka_settings(config: AppConfig) -> dict[str, Any]:
-    """Client settings shared by every Kafka client of the service."""
+    """`kafka.settings` (and bootstrap): filter them with `consumer_settings` or
+    `producer_settings` for a client."""
     return config.kafka_client_settings()
 
 
@@ -206,6 +220,10 @@ class Pipeline:
         self._integration_source = capi_rules.validate_integration_source(
             config.capi.integration_source
         )
+        self._kafka_cause = ErrorCause()
+        self._repeats = Throttle()  # each distinct Kafka error logged at most once a minute
+        self._kafka_was_down = False
+        self.kafka_reachable = False
         self._delivery: DeliveryThread | None = None
         if plan is None or not plan.dry_run:
             sender = Sender(
@@ -218,9 +236,11 @@ class Pipeline:
                 clock,
             )
             self._delivery = DeliveryThread(sender)
-        dlq_settings = kafka_settings(config)
+        dlq_settings = producer_settings(kafka_settings(config))
         dlq_settings.update(config.dlq.producer_settings)
-        self._dlq = DeadLetterWriter(dlq_settings, config.dlq.topic, clock)
+        self._dlq = DeadLetterWriter(
+            dlq_settings, config.dlq.topic, clock, error_cb=self._on_kafka_error
+        )
         self._consumer: Consumer | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._paused = False
@@ -245,13 +265,19 @@ class Pipeline:
         self._last_caught_up_check = 0.0
         self._last_broker_check = 0.0
         self._group_joined = False  # the first assignment (maybe empty: a standby) arrived
+        self._subscribed_at: float | None = None
+        self._join_wait_logged = False
         self.heartbeat = time.monotonic()
-        self.kafka_reachable = False
+        # kafka_reachable: a broker answered, and librdkafka has not said "all brokers down"
+        # since (set by the error callback, which the DLQ producer shares).
+        self._missing_topics: list[str] | None = None  # None: not checked yet
+        self._topics_checked_at = -_TOPIC_CHECK_INTERVAL_S
         self.on_progress: Callable[[Pipeline], None] | None = None
         # Off by default; when off it costs one attribute check per settled batch.
         self.inspector = (
             Inspector(config.inspector.max_events, clock) if config.inspector.enabled else None
         )
+        self.ran = False  # it subscribed: its summary means something
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -270,6 +296,28 @@ class Pipeline:
     def credentials_rejected(self) -> bool:
         return self._fatal is not None and self._fatal.status in (401, 403, 404)
 
+    @property
+    def projection(self) -> bool:
+        """Whether the decoder reads only the values the mapping needs (the fast path)."""
+        return self._decode != self._decoder.decode_batch
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready: config valid (it was, to get here), the first assignment callback ran (an
+        empty assignment counts), a subscribed topic exists, no "all brokers down" since the
+        last broker response, no credential rejection. Read from the health thread."""
+        if self.credentials_rejected:
+            return False, "API credentials or pixel rejected"
+        if not self.kafka_reachable:
+            return False, "Kafka not reachable"
+        missing = self._missing_topics
+        if missing is None:
+            return False, "checking the subscribed topics"
+        if len(missing) == len(set(self._topics)):
+            return False, "no subscribed topic exists: " + ", ".join(missing)
+        if not self._group_joined:
+            return False, "waiting for the first partition assignment"
+        return True, "ok"
+
     def run(self, until_caught_up: bool = False) -> ExitReason:
         settings: dict[str, Any] = {
             "auto.offset.reset": "earliest",
@@ -278,7 +326,7 @@ class Pipeline:
             "queued.max.messages.kbytes": 8192,
             "fetch.max.bytes": 8 * 1024 * 1024,
         }
-        settings.update(kafka_settings(self.config))
+        settings.update(consumer_settings(kafka_settings(self.config)))
         # Not overridable: commits are ours, after the API accepted.
         settings.update(
             {
@@ -288,21 +336,44 @@ class Pipeline:
                 "enable.auto.offset.store": False,
                 "error_cb": self._on_kafka_error,
                 "on_commit": self._on_commit,
-                "logger": logging.getLogger("librdkafka.consumer"),
+                "logger": client_logger("librdkafka.consumer"),
+                # Subscribing to a misspelled topic must not create it.
+                "allow.auto.create.topics": False,
             }
         )
         consumer = Consumer(settings)
         self._consumer = consumer
+        log.info(
+            "consumer starting",
+            extra={
+                "group": self._group_id,
+                "topics": self._topics,
+                "decoder": self._decoder.engine,
+                "wire_format": self._decoder.wire_format,
+                "projection": "on" if self.projection else "off",
+            },
+        )
         if self._delivery is not None:
             self._delivery.start()
         try:
             if until_caught_up or self.plan is not None:
-                self._end_snapshot = self._snapshot_end_offsets()
+                try:
+                    self._end_snapshot = self._snapshot_end_offsets()
+                except BaseException:
+                    self._closing = True
+                    consumer.close()
+                    raise
             consumer.subscribe(
                 self._topics,
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
+            )
+            self._subscribed_at = time.monotonic()
+            self.ran = True
+            log.info(
+                "joining the consumer group; waiting for its partition assignment",
+                extra={"group": self._group_id},
             )
             try:
                 reason = self._loop(until_caught_up)
@@ -343,6 +414,11 @@ class Pipeline:
                 return "breaker"
             if self._stop_requested:
                 return "stopped"
+            if self.heartbeat - self._topics_checked_at >= _TOPIC_CHECK_INTERVAL_S:
+                self._topics_checked_at = self.heartbeat
+                self._check_topics()
+            if not self._group_joined:
+                self._note_join_wait()
             now = self._clock()
             self._submit(self._batcher.due(now))
             self._retry_stalled(now)
@@ -371,7 +447,7 @@ class Pipeline:
             else:
                 messages = consumer.consume(batch_size, 0.05 if not self._in_flight else 0.01)
             if messages:
-                self.kafka_reachable = True
+                self._note_reachable()
                 if self.summary.first_read_at is None:
                     self.summary.first_read_at = time.monotonic()
                 self._process(messages)
@@ -394,8 +470,10 @@ class Pipeline:
                     if plan is not None:  # a bounded run never commits past its snapshot
                         end = min(end, self._end_snapshot.get(key, 0))
                     tracker.reached_end(key, end)
-                else:
-                    log.warning("consume error", extra={"error": error.name()})
+                elif self._repeats.allow(shape(error.str())):
+                    log.warning(
+                        "consume error", extra={"error": error.name(), "detail": error.str()}
+                    )
                 continue
             key, offset = coordinates(message)
             if plan is not None and self._past_end(key, offset):
@@ -463,7 +541,8 @@ class Pipeline:
             decoded = self._decode(values)
         except RegistryRejected as exc:
             # Bad registry credentials or a refused schema: no retry can fix it.
-            self._fatal_error = f"the schema registry refused the request: {exc}"
+            # Printed on stderr too: the registry's text may carry its URL's user info.
+            self._fatal_error = f"the schema registry refused the request: {redact_log(str(exc))}"
             self._stalled.extend(messages)
             return
         except RegistryUnavailable as exc:
@@ -894,17 +973,65 @@ class Pipeline:
         assert consumer is not None
         if self.plan is not None and self.plan.end_offsets:
             return dict(self.plan.end_offsets)
+        metadata = await_metadata(
+            consumer,
+            str(self.config.kafka.bootstrap_servers),
+            self.config.kafka.unreachable_timeout_s,
+            self._kafka_cause,
+        )
+        self._note_reachable()
+        missing = missing_topics(metadata, self._topics)
+        if missing:
+            raise MissingTopics(missing)
         snapshot: dict[TopicPartitionKey, int] = {}
         for topic in self._topics:
-            metadata = consumer.list_topics(topic, timeout=10)
-            partitions = metadata.topics[topic].partitions
-            for partition in partitions:
+            for partition in metadata.topics[topic].partitions:
                 _, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=10
                 )
                 snapshot[(topic, partition)] = high
-        self.kafka_reachable = True
         return snapshot
+
+    def _check_topics(self) -> None:
+        """Which subscribed topics exist (metadata for all topics: naming one could create it
+        on brokers that auto-create). Each missing one is named in an error line a minute."""
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            metadata = consumer.list_topics(timeout=1.0)
+        except KafkaException:
+            return  # the error callback tells why
+        self._note_reachable()
+        missing = missing_topics(metadata, self._topics)
+        for topic in missing:
+            if self._repeats.allow(("missing topic", topic)):
+                log.error("subscribed topic does not exist", extra={"topic": topic})
+        self._missing_topics = missing
+
+    def _note_reachable(self) -> None:
+        if not self.kafka_reachable and self._kafka_was_down:
+            log.info("Kafka reachable again")
+        self._kafka_was_down = False
+        self.kafka_reachable = True
+
+    def _note_join_wait(self) -> None:
+        """Say once what a start waits for when the group is slow to assign."""
+        started = self._subscribed_at
+        if self._join_wait_logged or started is None or not self.kafka_reachable:
+            return
+        if self.heartbeat - started < 5.0:
+            return
+        self._join_wait_logged = True
+        session = self._consumer_setting("session.timeout.ms", 45000)
+        log.info(
+            "still waiting for the group's partition assignment: after an unclean stop "
+            "(kill -9, a lost pod) the broker first waits for the old member's session to "
+            "expire (session.timeout.ms)",
+            extra={"group": self._group_id, "session_timeout_ms": session},
+        )
+
+    def _consumer_setting(self, name: str, default: Any) -> Any:
+        return kafka_settings(self.config).get(name, default)
 
     def _caught_up(self) -> bool:
         """Every partition of the snapshot is settled and committed up to its end offset."""
@@ -953,6 +1080,7 @@ class Pipeline:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._group_joined = True
+        self._note_reachable()
         for tp in partitions:
             self._tracker.assign((tp.topic, tp.partition))
             self._assigned.add((tp.topic, tp.partition))
@@ -1026,9 +1154,12 @@ class Pipeline:
             self.metrics.commits.labels("ok").inc()
 
     def _on_kafka_error(self, error: KafkaError) -> None:
+        self._kafka_cause(error)
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.kafka_reachable = False
-        log.warning("kafka client error", extra={"error": error.name()})
+            self._kafka_was_down = True
+        if self._repeats.allow(shape(error.str())):
+            log.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})
 
     # -- shutdown ------------------------------------------------------------------------------
 
