@@ -3,6 +3,7 @@ as values: the loop keeps the first `FatalError` it meets and stops with its `ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from consumer.codes import ExitReason
@@ -13,11 +14,29 @@ class ConsumerError(Exception):
 
 
 class ConfigError(ConsumerError):
-    """A configuration that cannot be used; `str()` is the one line shown to the user."""
+    """A configuration that cannot be used; `str()` is what is shown to the user: one line per
+    problem, `configuration error: <key>: <message>`, sorted by key."""
 
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"configuration error: {key}: {message}" if key else message)
+    def __init__(self, key: str, message: str, *more: tuple[str, str]) -> None:
+        self.problems = sorted([(key, message), *more]) if more else [(key, message)]
+        self.key = self.problems[0][0]
+        super().__init__(
+            "\n".join(f"configuration error: {k}: {m}" if k else m for k, m in self.problems)
+        )
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]], sources: Mapping[str, str]) -> ConfigError:
+        """All `problems`, each naming the environment variable its key came from, if any."""
+        (key, message), *more = [(k, m + _env_note(k, sources)) for k, m in problems]
+        return cls(key, message, *more)
+
+
+def _env_note(key: str, sources: Mapping[str, str]) -> str:
+    """` (from CAPI_CONSUMER_…)` when `key` or a section holding it was set in the environment."""
+    for path, name in sources.items():
+        if key == path or key.startswith(path + "."):
+            return f" (from {name})"
+    return ""
 
 
 class RegistryUnavailable(ConsumerError):
@@ -57,8 +76,8 @@ class FatalDeliveryError(FatalError):
 class RegistryRefused(FatalError):
     """The Schema Registry refused for good (`RegistryRejected` while decoding)."""
 
-    def __init__(self, cause: RegistryRejected) -> None:
-        super().__init__(f"the schema registry refused the request: {cause}")
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the schema registry refused the request: {detail}")
 
 
 class DeadLetterTopicRefused(FatalError):

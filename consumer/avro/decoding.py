@@ -193,8 +193,12 @@ class Decoder:
             located = self._locate(value) if value else NO_VALUE
             if isinstance(located, DecodeFailure):
                 return located
-            body, start = located
             assert value is not None
+            return project_at(located[0], value, located[1])
+
+        def project_at(
+            body: BodyDecoder, value: bytes, start: int
+        ) -> Values | Record | DecodeFailure:
             if body is not self._local:
                 return self._decode_body(body, value, start)
             values: Values | DecodeFailure = read_body(reader, value, start)
@@ -202,9 +206,13 @@ class Decoder:
                 return self._decode_body(body, value, start)  # extras put back by the decode
             return values
 
+        # The samples are checked in the source's framing (a Confluent header shifts the body).
+        start = HEADER.size if self._confluent else 0
+        header = HEADER.pack(MAGIC_BYTE, 0) if self._confluent else b""
         expected = reference_values(PathReader(paths), items_slot, PathReader(item_paths))
         for body in self._sample_bodies:
-            whole, got = self._decode_body(self._local, body, 0), project(body)
+            whole = self._decode_body(self._local, body, 0)
+            got = project_at(self._local, header + body, start)
             if isinstance(whole, DecodeFailure):
                 continue
             if isinstance(got, dict):

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from consumer.cli.produce import produce_events
+from consumer.cli.progress import summary_lines
 from consumer.config import AppConfig
 from consumer.devtools.embedded_broker import EmbeddedBroker
 from consumer.devtools.samples import generate_events
@@ -55,38 +56,16 @@ def demo_config(bootstrap: str, sandbox_url: str) -> dict[str, Any]:
 
 
 def _print_summary(summary: dict[str, Any], stats: dict[str, Any], dlq_topic: str) -> None:
-    rows: list[tuple[str, object]] = [
-        ("events read", summary["read"]),
-        ("delivered (accepted by the API)", summary["delivered"]),
-    ]
-    rows += [(f"skipped: {reason}", n) for reason, n in sorted(summary["skipped"].items())]
-    rows += [
-        (f"dead-lettered: {reason}", n) for reason, n in sorted(summary["dead_lettered"].items())
-    ]
-    rows += [
-        ("HTTP requests (batches)", f"{summary['requests']} ({summary['batches']})"),
-        ("throughput", f"{summary['events_per_s']:,.0f} events/s"),
-    ]
-    settled = (
-        summary["delivered"]
-        + sum(summary["skipped"].values())
-        + sum(summary["dead_lettered"].values())
-    )
-    line = "-" * 64
-    print(line)
-    print("openai-capi-consumer demo")
-    print(line)
-    for label, value in rows:
-        print(f"{label:<44}{value!s:>20}")
-    print(line)
+    lines = summary_lines(summary, "openai-capi-consumer demo")
+    rule = lines[0]
+    print("\n".join(lines[:-1]))
     print(
         f"sandbox (a strict local OpenAI CAPI): {stats['stored']} events stored, "
         f"{stats['duplicates']} duplicates, {sum(stats['rejected'].values())} requests rejected"
     )
     print(f"dead-letter topic '{dlq_topic}': every invalid event, with its reason")
-    verdict = "every event accounted for" if settled == summary["read"] else "EVENTS MISSING"
-    print(f"{verdict}: {settled} of {summary['read']} settled, offsets committed")
-    print(line)
+    print(lines[-1])
+    print(rule)
 
 
 def command(args: argparse.Namespace) -> int:

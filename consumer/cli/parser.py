@@ -64,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="overrides kafka.bootstrap_servers")
     p.set_defaults(handler=_handler("consumer.cli.produce"))
 
+    p = commands.add_parser("sample", help="write realistic CA events (JSON lines) to stdout")
+    p.add_argument("--count", type=int, default=100, metavar="N")
+    p.add_argument("--seed", type=int, metavar="S", help="the same seed gives the same events")
+    p.add_argument("--now", type=int, metavar="EPOCH_MS", help="events fall in the hour before")
+    p.add_argument(
+        "--invalid-ratio",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="share of events built to be dead-lettered or skipped (default 0)",
+    )
+    p.set_defaults(handler=_handler("consumer.cli.sample"))
+
     p = commands.add_parser("sandbox", help="a local, strict OpenAI CAPI endpoint")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)

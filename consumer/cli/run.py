@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
+from consumer.cli.progress import summary_lines
 from consumer.cli.startup import load_or_exit, tune_memory
 from consumer.codes import ExitReason
 from consumer.config import AppConfig, ConfigError
@@ -22,7 +23,8 @@ from consumer.exit_codes import (
     EXIT_UNEXPECTED,
 )
 from consumer.live.pipeline import Pipeline
-from consumer.observability.health import HealthServer
+from consumer.live.reachability import KafkaUnreachable, MissingTopics
+from consumer.observability.health import HealthServer, PortUnavailable
 from consumer.observability.logs import setup_logging
 
 log = logging.getLogger("consumer.run")
@@ -48,17 +50,10 @@ def start_health(config: AppConfig, pipeline: Pipeline) -> HealthServer | None:
     if not settings.enabled:
         return None
 
-    def ready() -> tuple[bool, str]:
-        if pipeline.credentials_rejected:
-            return False, "API credentials or pixel rejected"
-        if not pipeline.kafka_reachable:
-            return False, "Kafka not reachable yet"
-        return True, "ok"
-
     server = HealthServer(
         pipeline.metrics,
         lambda: pipeline.heartbeat,
-        ready,
+        pipeline.readiness,
         settings.host,
         settings.port,
         pipeline.inspector,
@@ -80,9 +75,19 @@ def exit_code(reason: ExitReason, pipeline: Pipeline) -> int:
 def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -> int:
     install_signal_handlers(pipeline.request_stop)
     tune_memory()
-    health = start_health(config, pipeline)
+    try:
+        health = start_health(config, pipeline)
+    except PortUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)  # before anything is consumed
+        return EXIT_UNEXPECTED
     try:
         reason = pipeline.run(until_caught_up=until_caught_up)
+    except KafkaUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    except MissingTopics as exc:
+        print(f"error: {exc} (kafka.topics)", file=sys.stderr)
+        return EXIT_CONFIG
     except Exception:
         log.exception("unexpected error")
         return EXIT_UNEXPECTED
@@ -116,4 +121,9 @@ def command(args: argparse.Namespace) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     setup_logging(config.observability.log_level, config.observability.log_format)
     pipeline = Pipeline(config)
-    return run_pipeline(config, pipeline, args.until_caught_up)
+    code = run_pipeline(config, pipeline, args.until_caught_up)
+    if args.until_caught_up and pipeline.ran:
+        # The same human summary `demo` prints (the JSON one is the `run finished` log line).
+        lines = summary_lines(pipeline.summary.as_dict(), "openai-capi-consumer run")
+        print("\n".join([*lines, lines[0]]))
+    return code

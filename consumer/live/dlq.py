@@ -21,6 +21,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.codes import DlqReason
 from consumer.errors import DeadLetterTopicRefused
+from consumer.live.reachability import client_logger
+from consumer.redaction import redact_text
 from schemas import load_schema
 
 log = logging.getLogger("consumer.dlq")
@@ -155,10 +157,13 @@ class DeadLetterWriter:
         topic: str,
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 30.0,
+        error_cb: Callable[[KafkaError], None] | None = None,
     ) -> None:
         settings: dict[str, Any] = {"acks": "all", "enable.idempotence": True, "linger.ms": 20}
         settings.update(producer_settings)
-        settings["logger"] = logging.getLogger("librdkafka.dlq")
+        settings["logger"] = client_logger("librdkafka.dlq")
+        if error_cb is not None:
+            settings["error_cb"] = error_cb
         self._producer = Producer(settings)
         self._topic = topic
         self._codec = DeadLetterCodec()
@@ -173,6 +178,10 @@ class DeadLetterWriter:
         return bool(self._retry)
 
     def write(self, letter: DeadLetter, on_acked: Callable[[], None]) -> None:
+        """Produce `letter`; its message and field are redacted (API errors may echo keys or
+        personal data), its original key and value are kept intact for replay."""
+        field_path = redact_text(letter.field) if letter.field else letter.field
+        letter = replace(letter, message=redact_text(letter.message), field=field_path)
         self._produce(_Write(letter, on_acked))
 
     def _produce(self, write: _Write) -> None:

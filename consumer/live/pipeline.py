@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError
 
 from consumer.avro.decoding import Decoder
 from consumer.avro.framing import DecodeFailure
@@ -39,7 +40,9 @@ from consumer.live.clock import SYSTEM_CLOCK, Clock
 from consumer.live.delivery import Delivery, DeliveryThread, Sender, describe, dlq_reason
 from consumer.live.dlq import DeadLetterSink, DeadLetterWriter, Origin
 from consumer.live.gate import LIVE, Gate, Pacer
+from consumer.live.kafka_clients import producer_settings
 from consumer.live.offsets import OffsetTracker, TopicPartitionKey
+from consumer.live.reachability import ErrorCause, MissingTopics, Throttle, shape
 from consumer.live.routing import Router, api_keys
 from consumer.live.settle import DlqBreaker, Settler, Summary
 from consumer.live.source import (
@@ -47,15 +50,19 @@ from consumer.live.source import (
     ConfluentSource,
     KafkaSource,
     Record,
-    consumer_settings,
     coordinates,
+    live_consumer_settings,
 )
 from consumer.observability.inspector import Inspector
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
+from consumer.redaction import redact_log
 from transforms import Failed, Mapped, Skipped, capi_rules, map_values
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
+
+# How often the loop asks which subscribed topics exist (a metadata request).
+_TOPIC_CHECK_INTERVAL_S = 5.0
 
 # When two fatal conditions meet in one turn of the loop, the first of these wins.
 _SEVERITY: dict[ExitReason, int] = {"fatal": 0, "error": 1, "breaker": 2}
@@ -81,9 +88,8 @@ class Pipeline:
         self._clock = clock
         self.summary = Summary(started_at=clock.monotonic(), monotonic=clock.monotonic)
         self._topics = topics or list(config.kafka.topics)
-        self._source = source or ConfluentSource(
-            consumer_settings(config, group_id or config.kafka.group_id)
-        )
+        self._group_id = group_id or config.kafka.group_id
+        self._source = source or ConfluentSource(live_consumer_settings(config, self._group_id))
         self._compiled = config.compile()
         self._decoder = Decoder(config.schema_settings)
         paths = list(self._compiled.event_reader.index)
@@ -106,6 +112,12 @@ class Pipeline:
         self._integration_source = capi_rules.validate_integration_source(
             config.capi.integration_source
         )
+        self._kafka_cause = ErrorCause()
+        self._repeats = Throttle()  # each distinct Kafka error logged at most once a minute
+        self._kafka_was_down = False
+        # A broker answered, and librdkafka has not said "all brokers down" since (set by the
+        # error callback, which the DLQ producer shares).
+        self.kafka_reachable = False
         self._delivery: Delivery | None = None
         if not gate.dry_run:
             self._delivery = delivery or DeliveryThread(
@@ -120,9 +132,11 @@ class Pipeline:
                 )
             )
         if dead_letters is None:
-            dlq_settings = config.kafka_client_settings()
+            dlq_settings = producer_settings(config.kafka_client_settings())
             dlq_settings.update(config.dlq.producer_settings)
-            dead_letters = DeadLetterWriter(dlq_settings, config.dlq.topic, clock.time)
+            dead_letters = DeadLetterWriter(
+                dlq_settings, config.dlq.topic, clock.time, error_cb=self.client_error
+            )
         self._dlq = dead_letters
         # Off by default; when off it costs one attribute check per settled batch.
         self.inspector = (
@@ -154,9 +168,13 @@ class Pipeline:
         self._last_caught_up_check = 0.0
         self._last_broker_check = 0.0
         self._group_joined = False  # the first assignment (maybe empty: a standby) arrived
+        self._subscribed_at: float | None = None
+        self._join_wait_logged = False
+        self._missing_topics: list[str] | None = None  # None: not checked yet
+        self._topics_checked_at = -_TOPIC_CHECK_INTERVAL_S
         self.heartbeat = clock.monotonic()
-        self.kafka_reachable = False
         self.on_progress: Callable[[Pipeline], None] | None = None
+        self.ran = False  # it subscribed: its summary means something
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -173,15 +191,58 @@ class Pipeline:
         fatal = self._fatal
         return isinstance(fatal, FatalDeliveryError) and fatal.status in (401, 403, 404)
 
+    @property
+    def projection(self) -> bool:
+        """Whether the decoder reads only the values the mapping needs (the fast path)."""
+        return self._decode != self._decoder.decode_batch
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready: config valid (it was, to get here), the first assignment callback ran (an
+        empty assignment counts), a subscribed topic exists, no "all brokers down" since the
+        last broker response, no credential rejection. Read from the health thread."""
+        if self.credentials_rejected:
+            return False, "API credentials or pixel rejected"
+        if not self.kafka_reachable:
+            return False, "Kafka not reachable"
+        missing = self._missing_topics
+        if missing is None:
+            return False, "checking the subscribed topics"
+        if len(missing) == len(set(self._topics)):
+            return False, "no subscribed topic exists: " + ", ".join(missing)
+        if not self._group_joined:
+            return False, "waiting for the first partition assignment"
+        return True, "ok"
+
     def run(self, until_caught_up: bool = False) -> ExitReason:
         source = self._source
         source.open(self)
+        log.info(
+            "consumer starting",
+            extra={
+                "group": self._group_id,
+                "topics": self._topics,
+                "decoder": self._decoder.engine,
+                "wire_format": self._decoder.wire_format,
+                "projection": "on" if self.projection else "off",
+            },
+        )
         if self._delivery is not None:
             self._delivery.start()
         try:
             if until_caught_up or self.gate.bounded:
-                self._end_snapshot = self._snapshot_end_offsets()
+                try:
+                    self._end_snapshot = self._snapshot_end_offsets()
+                except BaseException:
+                    self._closing = True
+                    source.close()
+                    raise
             source.subscribe(self._topics, self.gate.start_offsets)
+            self._subscribed_at = self._clock.monotonic()
+            self.ran = True
+            log.info(
+                "joining the consumer group; waiting for its partition assignment",
+                extra={"group": self._group_id},
+            )
             try:
                 reason = self._loop(until_caught_up or self.gate.bounded)
             except Exception:
@@ -225,6 +286,11 @@ class Pipeline:
                 return self._fatal.exit_reason
             if self._stop_requested:
                 return "stopped"
+            if self.heartbeat - self._topics_checked_at >= _TOPIC_CHECK_INTERVAL_S:
+                self._topics_checked_at = self.heartbeat
+                self._check_topics()
+            if not self._group_joined:
+                self._note_join_wait()
             now = clock.time()
             self._submit(self._batcher.due(now))
             self._retry_stalled(now)
@@ -253,7 +319,7 @@ class Pipeline:
             else:
                 records = source.consume(batch_size, 0.05 if not self._in_flight else 0.01)
             if records:
-                self.kafka_reachable = True
+                self._note_reachable()
                 if self.summary.first_read_at is None:
                     self.summary.first_read_at = clock.monotonic()
                 self._process(records)
@@ -277,8 +343,10 @@ class Pipeline:
                     if bounded:  # a bounded run never commits past its snapshot
                         end = min(end, self._end_snapshot.get(key, 0))
                     tracker.reached_end(key, end)
-                else:
-                    log.warning("consume error", extra={"error": error.name()})
+                elif self._repeats.allow(shape(error.str())):
+                    log.warning(
+                        "consume error", extra={"error": error.name(), "detail": error.str()}
+                    )
                 continue
             key, offset = coordinates(record)
             if bounded and self._past_end(key, offset):
@@ -328,7 +396,8 @@ class Pipeline:
             decoded = self._decode(values)
         except RegistryRejected as exc:
             # Bad registry credentials or a refused schema: no retry can fix it.
-            self._fail(RegistryRefused(exc))
+            # Printed on stderr too: the registry's text may carry its URL's user info.
+            self._fail(RegistryRefused(redact_log(str(exc))))
             self.stalled.extend(records)
             return
         except RegistryUnavailable as exc:
@@ -593,13 +662,55 @@ class Pipeline:
     def _snapshot_end_offsets(self) -> dict[TopicPartitionKey, int]:
         if self.gate.end_offsets:
             return dict(self.gate.end_offsets)
+        known = self._source.await_metadata(
+            self.config.kafka.unreachable_timeout_s, self._kafka_cause
+        )
+        self._note_reachable()
+        missing = [topic for topic in dict.fromkeys(self._topics) if topic not in known]
+        if missing:
+            raise MissingTopics(missing)
         snapshot: dict[TopicPartitionKey, int] = {}
         for topic in self._topics:
-            for partition in self._source.partitions(topic, timeout_s=10):
+            for partition in known[topic]:
                 _, high = self._source.watermarks((topic, partition), timeout_s=10)
                 snapshot[(topic, partition)] = high
-        self.kafka_reachable = True
         return snapshot
+
+    def _check_topics(self) -> None:
+        """Which subscribed topics exist (metadata for all topics: naming one could create it
+        on brokers that auto-create). Each missing one is named in an error line a minute."""
+        try:
+            known = self._source.metadata(timeout_s=1.0)
+        except SourceError:
+            return  # the error callback tells why
+        self._note_reachable()
+        missing = [topic for topic in dict.fromkeys(self._topics) if topic not in known]
+        for topic in missing:
+            if self._repeats.allow(("missing topic", topic)):
+                log.error("subscribed topic does not exist", extra={"topic": topic})
+        self._missing_topics = missing
+
+    def _note_reachable(self) -> None:
+        if not self.kafka_reachable and self._kafka_was_down:
+            log.info("Kafka reachable again")
+        self._kafka_was_down = False
+        self.kafka_reachable = True
+
+    def _note_join_wait(self) -> None:
+        """Say once what a start waits for when the group is slow to assign."""
+        started = self._subscribed_at
+        if self._join_wait_logged or started is None or not self.kafka_reachable:
+            return
+        if self.heartbeat - started < 5.0:
+            return
+        self._join_wait_logged = True
+        session = self.config.kafka_client_settings().get("session.timeout.ms", 45000)
+        log.info(
+            "still waiting for the group's partition assignment: after an unclean stop "
+            "(kill -9, a lost pod) the broker first waits for the old member's session to "
+            "expire (session.timeout.ms)",
+            extra={"group": self._group_id, "session_timeout_ms": session},
+        )
 
     def _caught_up(self) -> bool:
         """Every partition of the snapshot is settled and committed up to its end offset."""
@@ -643,6 +754,7 @@ class Pipeline:
 
     def assigned(self, keys: list[TopicPartitionKey]) -> None:
         self._group_joined = True
+        self._note_reachable()
         for key in keys:
             self._tracker.assign(key)
             self._assigned.add(key)
@@ -687,10 +799,14 @@ class Pipeline:
         elif confirmed:
             self.metrics.commits.labels("ok").inc()
 
-    def client_error(self, name: str, all_brokers_down: bool) -> None:
-        if all_brokers_down:
+    def client_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback, of the source and of the DLQ producer."""
+        self._kafka_cause(error)
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.kafka_reachable = False
-        log.warning("kafka client error", extra={"error": name})
+            self._kafka_was_down = True
+        if self._repeats.allow(shape(error.str())):
+            log.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})
 
     def _drop_unsent(self, keys: set[TopicPartitionKey]) -> list[Pending]:
         """Unsent work of partitions this member no longer owns: their new owner reads it

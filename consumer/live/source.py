@@ -8,7 +8,6 @@ tests): the hot path reads them as they come, with no wrapping per record.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Protocol, cast
 
@@ -16,7 +15,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.config import AppConfig
 from consumer.errors import SourceError
+from consumer.live.kafka_clients import consumer_settings
 from consumer.live.offsets import TopicPartitionKey
+from consumer.live.reachability import ErrorCause, await_metadata, client_logger
 
 # The error code of the marker a source returns when a partition's end is reached.
 PARTITION_EOF: Final = KafkaError._PARTITION_EOF
@@ -58,7 +59,7 @@ class SourceListener(Protocol):
         """The broker's answer to a commit: `confirmed` positions, `failed` partitions."""
         ...
 
-    def client_error(self, name: str, all_brokers_down: bool) -> None: ...
+    def client_error(self, error: KafkaError) -> None: ...
 
 
 class KafkaSource(Protocol):
@@ -90,7 +91,15 @@ class KafkaSource(Protocol):
         """The group's committed positions (negative: none). Raises `SourceError`."""
         ...
 
-    def partitions(self, topic: str, timeout_s: float) -> list[int]: ...
+    def metadata(self, timeout_s: float) -> dict[str, list[int]]:
+        """The cluster's topics (those without an error) and their partitions, asking for all
+        topics so that none is auto-created. Raises `SourceError`."""
+        ...
+
+    def await_metadata(self, timeout_s: float, cause: ErrorCause) -> dict[str, list[int]]:
+        """`metadata`, asking until a broker answers; `KafkaUnreachable` after `timeout_s`
+        (saying why, from `cause`)."""
+        ...
 
     def watermarks(
         self, key: TopicPartitionKey, *, cached: bool = False, timeout_s: float | None = None
@@ -101,7 +110,7 @@ class KafkaSource(Protocol):
     def close(self) -> None: ...
 
 
-def consumer_settings(config: AppConfig, group_id: str) -> dict[str, Any]:
+def live_consumer_settings(config: AppConfig, group_id: str) -> dict[str, Any]:
     """The live consumer's librdkafka settings; the callbacks are added by `ConfluentSource`."""
     settings: dict[str, Any] = {
         "auto.offset.reset": "earliest",
@@ -110,7 +119,7 @@ def consumer_settings(config: AppConfig, group_id: str) -> dict[str, Any]:
         "queued.max.messages.kbytes": 8192,
         "fetch.max.bytes": 8 * 1024 * 1024,
     }
-    settings.update(config.kafka_client_settings())
+    settings.update(consumer_settings(config.kafka_client_settings()))
     # Not overridable: commits are ours, after the API accepted.
     settings.update(
         {
@@ -118,6 +127,8 @@ def consumer_settings(config: AppConfig, group_id: str) -> dict[str, Any]:
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            # Subscribing to a misspelled topic must not create it.
+            "allow.auto.create.topics": False,
         }
     )
     return settings
@@ -144,7 +155,7 @@ class ConfluentSource:
                 **self._settings,
                 "error_cb": self._on_error,
                 "on_commit": self._on_commit,
-                "logger": logging.getLogger("librdkafka.consumer"),
+                "logger": client_logger("librdkafka.consumer"),
             }
         )
 
@@ -189,8 +200,15 @@ class ConfluentSource:
             raise SourceError(str(exc)) from exc
         return {(tp.topic, tp.partition): tp.offset for tp in answers}
 
-    def partitions(self, topic: str, timeout_s: float) -> list[int]:
-        return list(self._client.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+    def metadata(self, timeout_s: float) -> dict[str, list[int]]:
+        try:
+            return _known_topics(self._client.list_topics(timeout=timeout_s))
+        except KafkaException as exc:
+            raise SourceError(str(exc)) from exc
+
+    def await_metadata(self, timeout_s: float, cause: ErrorCause) -> dict[str, list[int]]:
+        servers = str(self._settings.get("bootstrap.servers"))
+        return _known_topics(await_metadata(self._client, servers, timeout_s, cause))
 
     def watermarks(
         self, key: TopicPartitionKey, *, cached: bool = False, timeout_s: float | None = None
@@ -246,12 +264,20 @@ class ConfluentSource:
 
     def _on_error(self, error: KafkaError) -> None:
         assert self._listener is not None
-        self._listener.client_error(error.name(), error.code() == KafkaError._ALL_BROKERS_DOWN)
+        self._listener.client_error(error)
 
 
 def coordinates(record: Record) -> tuple[TopicPartitionKey, int]:
     """(topic, partition), offset of a consumed record (never None for a record)."""
     return (cast(str, record.topic()), cast(int, record.partition())), cast(int, record.offset())
+
+
+def _known_topics(metadata: Any) -> dict[str, list[int]]:
+    return {
+        name: sorted(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if topic.error is None and topic.partitions
+    }
 
 
 def _partitions(keys: Iterable[TopicPartitionKey]) -> list[TopicPartition]:

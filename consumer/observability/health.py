@@ -4,6 +4,8 @@ or blocked pipeline cannot hide its own state."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +18,12 @@ from consumer.observability.metrics import Metrics
 
 # The poll loop beats at least every consume timeout; a minute without a beat is a wedged loop.
 LIVENESS_TIMEOUT_S = 60.0
+# `capi_consumer_ready` follows readiness within a second, with no request needed.
+READY_GAUGE_INTERVAL_S = 0.25
+
+
+class PortUnavailable(Exception):
+    """The health and metrics port cannot be bound; `str()` is the line shown to the user."""
 
 
 class HealthServer:
@@ -37,12 +45,22 @@ class HealthServer:
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
+        self._bind_error: OSError | None = None
         self._thread = threading.Thread(target=self._serve, name="capi-health", daemon=True)
         self.port = port
 
     def start(self) -> None:
+        """Serve from a thread of its own; `PortUnavailable` when the port cannot be bound."""
         self._thread.start()
         self._started.wait(10)
+        if self._bind_error is not None:
+            self._thread.join(5)
+            error = self._bind_error
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise PortUnavailable(
+                f"cannot listen on the observability port {self._port} "
+                f"(observability.host {self._host}): {reason}"
+            )
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -57,14 +75,30 @@ class HealthServer:
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, self._host, self._port)
-        self._loop.run_until_complete(site.start())
+        try:
+            self._loop.run_until_complete(site.start())
+        except OSError as exc:
+            self._bind_error = exc
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+            self._started.set()
+            return
         if self._runner.addresses:
             self.port = self._runner.addresses[0][1]
+        refresher = self._loop.create_task(self._refresh_ready_gauge())
         self._started.set()
         self._loop.run_forever()
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(refresher)
+
+    async def _refresh_ready_gauge(self) -> None:
+        while True:
+            self._metrics.up.set(1 if self._ready()[0] else 0)
+            await asyncio.sleep(READY_GAUGE_INTERVAL_S)
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() or self._bind_error is not None:
             return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)

@@ -284,6 +284,15 @@ def _drop_connection(request: web.Request) -> web.StreamResponse:
 def _injected_status(step: FaultStep) -> web.Response:
     assert step.status is not None
     headers = None if step.retry_after_s is None else {"Retry-After": str(step.retry_after_s)}
+    if step.body is not None:
+        try:
+            orjson.loads(step.body)
+            content_type = "application/json"
+        except orjson.JSONDecodeError:
+            content_type = "text/plain"
+        return web.Response(
+            status=step.status, text=step.body, content_type=content_type, headers=headers
+        )
     rejection = Rejected(step.status, "injected_fault", "Injected fault.", headers=headers)
     return _error_response(rejection, None)
 

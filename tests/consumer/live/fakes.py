@@ -17,6 +17,7 @@ from consumer.live.batching import Batch
 from consumer.live.delivery import BatchResult
 from consumer.live.dlq import DeadLetter
 from consumer.live.offsets import TopicPartitionKey
+from consumer.live.reachability import ErrorCause
 from consumer.live.source import PARTITION_EOF, Record, SourceListener
 
 NO_COMMIT = -1001  # librdkafka's OFFSET_INVALID: the group has no committed offset
@@ -148,8 +149,14 @@ class InMemorySource:
     ) -> dict[TopicPartitionKey, int]:
         return {key: self.commits.get(key, NO_COMMIT) for key in keys}
 
-    def partitions(self, topic: str, timeout_s: float) -> list[int]:
-        return sorted(partition for name, partition in self.log if name == topic)
+    def metadata(self, timeout_s: float) -> dict[str, list[int]]:
+        topics: dict[str, list[int]] = {}
+        for topic, partition in sorted(self.log):
+            topics.setdefault(topic, []).append(partition)
+        return topics
+
+    def await_metadata(self, timeout_s: float, cause: ErrorCause) -> dict[str, list[int]]:
+        return self.metadata(timeout_s)
 
     def watermarks(
         self, key: TopicPartitionKey, *, cached: bool = False, timeout_s: float | None = None
