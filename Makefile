@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean
+.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean \
+	fuzz image image-test
 
 install: $(STAMP)
 
@@ -54,6 +55,16 @@ bench: install bench-peer
 # The same comparisons counted in instructions by valgrind: no noise from a shared machine.
 bench-instructions: install bench-peer
 	$(BIN)/python -m bench.bench_instructions
+
+# The container image, built and checked with podman (container/image.sh says what is checked).
+# PYTHON_IMAGE: the base image; unset, a local one is bootstrapped once with mmdebstrap.
+IMAGE ?= localhost/openai-capi-consumer:local
+PYTHON_IMAGE ?=
+image:
+	IMAGE="$(IMAGE)" PYTHON_IMAGE="$(PYTHON_IMAGE)" container/image.sh build
+
+image-test: install image
+	IMAGE="$(IMAGE)" PYTHON_IMAGE="$(PYTHON_IMAGE)" container/image.sh test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info consumer/*.so
