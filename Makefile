@@ -56,6 +56,13 @@ bench: install bench-peer
 bench-instructions: install bench-peer
 	$(BIN)/python -m bench.bench_instructions
 
+# The compiled Avro reader under ASan + UBSan, differentially with fastavro (tests/fuzz/fuzz.py);
+# failing inputs are saved in tests/fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= 0
+fuzz: install
+	$(BIN)/python -m tests.fuzz.fuzz --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
+
 # The container image, built and checked with podman (container/image.sh says what is checked).
 # PYTHON_IMAGE: the base image; unset, a local one is bootstrapped once with mmdebstrap.
 IMAGE ?= localhost/openai-capi-consumer:local
