@@ -156,6 +156,25 @@ def test_costly_compatible_writer_schemas_are_prepared_within_budget(
     assert decoded["event_name"] == generate_events(1, seed=18, now_ms=NOW_MS)[0]["event_name"]
 
 
+@pytest.mark.timeout(120, method="thread")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_issues_small_schema_of_seven_nested_arrays_is_prepared_within_budget(
+    registry: RegistryStub, engine: str
+) -> None:
+    """244 characters, not the project's schema: fastavro's sample records of it (arrays of
+    10 arrays of 10 ...) took over 60 s before the compatibility check."""
+    schema = {"type": "record", "name": "X", "fields": [{"name": "a", "type": nested_arrays(7)}]}
+    schema_id = registry.register(f"arrays7-{engine}-value", json.dumps(schema))
+    value = framed(schema_id, b"\x02" * 7 + b"\x00" * 7)  # one item at each level, then ends
+
+    def prepare_and_decode() -> Any:
+        return registry_decoder(registry, engine).decode_batch([value])[0]
+
+    result = within_budget(prepare_and_decode)
+    assert isinstance(result, DecodeFailure)  # it cannot be read as the project's schema
+    assert result.reason == "undecodable"
+
+
 def record_doubling(levels: int) -> dict[str, Any]:
     """Each level's record holds the one below twice: 2**levels values, in a few lines."""
     schema: Any = {"type": "record", "name": "D0", "fields": [{"name": "n", "type": "null"}]}
@@ -345,3 +364,20 @@ def test_a_local_schema_63_records_deep_falls_back_instead_of_failing(tmp_path: 
     )
     (decoded,) = decoder.decode_batch([stream.getvalue()])
     assert decoded == {"event_name": "purchase", "deep": datum}
+
+
+@pytest.mark.parametrize(
+    "schema", [PROJECT_SCHEMA, padded("null"), padded(AMPLIFYING["records of 10 nulls"][0])]
+)
+def test_the_prescan_walks_valid_messages_to_their_end(schema: dict[str, Any]) -> None:
+    """The pre-scan never refuses what fastavro writes (it runs before cavro and fastavro)."""
+    compiled = decoding._compile(schema, logical_as_base=True)
+    parsed = fastavro.parse_schema(copy.deepcopy(schema))
+    encoder = decoding._PlainEncoder(schema)
+    values = [encoder.encode(event) for event in generate_events(50, seed=7, now_ms=NOW_MS)]
+    values += [b[:-1] + zigzag(3) + b"\x00" for b in values[:5] if schema is not PROJECT_SCHEMA]
+    for value in values:
+        scan = decoding._Scan(value, 0)
+        scan.node(compiled.program)
+        assert scan._pos == len(value)
+        fastavro.schemaless_reader(io.BytesIO(value), parsed, None)
