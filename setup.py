@@ -1,7 +1,7 @@
 """The compiled Avro reader; everything else is in pyproject.toml.
 
 Optional by default: without a C compiler the package still installs and decodes with cavro or
-fastavro (consumer/decoding.py picks the fastest reader that is present and agrees). With
+fastavro (consumer/avro/decoding.py picks the fastest reader that is present and agrees). With
 REQUIRE_NATIVE_AVRO_READER=1 (CI, the image's builder stage) a failed build fails the install,
 rather than shipping without the reader.
 """
@@ -13,8 +13,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "consumer._avro_reader",
-            ["consumer/_avro_reader.c"],
+            "consumer.avro._avro_reader",
+            ["consumer/avro/_avro_reader.c"],
             optional=os.environ.get("REQUIRE_NATIVE_AVRO_READER", "") in ("", "0"),
             extra_compile_args=["-Wall", "-Werror=implicit-function-declaration"],
         )

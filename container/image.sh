@@ -61,9 +61,9 @@ cmd_test() {
     echo "ok: runs as uid $uid"
 
     run --entrypoint python "$IMAGE" -c '
-from consumer import _avro_reader
+from consumer.avro import _avro_reader
 from consumer.config import SchemaSettings
-from consumer.decoding import Decoder
+from consumer.avro.decoding import Decoder
 assert Decoder(SchemaSettings()).engine == "native", "not decoding with the compiled reader"
 ' || fail "the compiled Avro reader is missing or unused"
     echo "ok: the compiled Avro reader is present and chosen"
@@ -71,7 +71,7 @@ assert Decoder(SchemaSettings()).engine == "native", "not decoding with the comp
     # Sample events (some invalid) mapped by the virtualenv and by the image: the same bytes.
     "$VENV_BIN/python" -c '
 import sys, orjson
-from consumer.samples import generate_events
+from consumer.devtools.samples import generate_events
 for event in generate_events(200, seed=18, now_ms=1_773_892_800_000, invalid_ratio=0.1):
     sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
 ' >"$work/events.jsonl"

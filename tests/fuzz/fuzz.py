@@ -4,10 +4,10 @@ fastavro.
     python -m tests.fuzz.fuzz --seconds 60 --seed 18       # what CI runs
     python -m tests.fuzz.fuzz --replay tests/fuzz/crashes/<file>.json
 
-The supervisor (this process, not sanitized) builds consumer/_avro_reader.c with
+The supervisor (this process, not sanitized) builds consumer/avro/_avro_reader.c with
 -fsanitize=address,undefined into build/fuzz/, and runs a worker: Python with the sanitizer
 runtime preloaded, PYTHONMALLOC=malloc (so ASan sees every object's bounds) and that build as
-consumer._avro_reader. The worker decodes, with a fixed seed:
+consumer.avro._avro_reader. The worker decodes, with a fixed seed:
 
 - mutated messages of the committed seed corpus (tests/fuzz/corpus/*.json: a schema, messages)
   and of random records of random schemas: the compiled reader must not crash, must not trip a
@@ -54,7 +54,7 @@ SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 
 
 def build_sanitized(compiler: str) -> Path:
-    """consumer/_avro_reader.c built with ASan and UBSan, as an importable extension."""
+    """consumer/avro/_avro_reader.c built with ASan and UBSan, as an importable extension."""
     BUILD.mkdir(parents=True, exist_ok=True)
     target = BUILD / f"_avro_reader{sysconfig.get_config_var('EXT_SUFFIX')}"
     command = [
@@ -68,7 +68,7 @@ def build_sanitized(compiler: str) -> Path:
         "-Wall",
         "-Werror",
         f"-I{sysconfig.get_paths()['include']}",
-        str(ROOT / "consumer" / "_avro_reader.c"),
+        str(ROOT / "consumer" / "avro" / "_avro_reader.c"),
         "-o",
         str(target),
     ]
@@ -152,18 +152,18 @@ def report(shared: mmap.mmap, log_path: Path, kind: str, why: str) -> int:
 
 
 def load_sanitized(path: str) -> None:
-    """The sanitized build stands in for consumer._avro_reader, before decoding imports it."""
+    """The sanitized build stands in for consumer.avro._avro_reader, before decoding imports it."""
     import importlib.util
 
-    import consumer
+    import consumer.avro
 
-    spec = importlib.util.spec_from_file_location("consumer._avro_reader", path)
+    spec = importlib.util.spec_from_file_location("consumer.avro._avro_reader", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    sys.modules["consumer._avro_reader"] = module
-    consumer._avro_reader = module
+    sys.modules["consumer.avro._avro_reader"] = module
+    consumer.avro._avro_reader = module
 
 
 class Worker:
@@ -328,7 +328,7 @@ def work(args: argparse.Namespace) -> int:
     load_sanitized(args.worker[0])
     import fastavro
 
-    from consumer import decoding
+    from consumer.avro import decoding
 
     worker = Worker(args.worker[1])
 

@@ -126,5 +126,5 @@ def test_setup_py_makes_the_reader_mandatory_on_request(
     monkeypatch.setattr(setuptools, "setup", lambda **kwargs: given.update(kwargs))
     runpy.run_path(str(ROOT / "setup.py"))
     (extension,) = given["ext_modules"]
-    assert extension.name == "consumer._avro_reader"
+    assert extension.name == "consumer.avro._avro_reader"
     assert extension.optional is optional
