@@ -70,7 +70,8 @@ PYTHON_IMAGE ?=
 image:
 	IMAGE="$(IMAGE)" PYTHON_IMAGE="$(PYTHON_IMAGE)" container/image.sh build
 
-image-test: install image
+# Checks the image `make image` built.
+image-test: install
 	IMAGE="$(IMAGE)" PYTHON_IMAGE="$(PYTHON_IMAGE)" container/image.sh test
 
 clean:

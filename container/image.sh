@@ -44,7 +44,15 @@ cmd_build() {
     local base
     base=$(base_image)
     echo "building $IMAGE from $base" >&2
-    build --build-arg "PYTHON_IMAGE=$base" -t "$IMAGE" >/dev/null
+    # --no-cache: podman 4.3 keys the cache of `RUN --mount=type=bind,from=builder` without the
+    # mounted stage's content, and would keep installing the previous build's wheels.
+    local previous
+    previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+    build --no-cache --build-arg "PYTHON_IMAGE=$base" -t "$IMAGE" >/dev/null
+    # The image it replaces, now untagged (nothing else of podman's store is touched).
+    if [[ -n "$previous" && "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
+        podman rmi "$previous" >/dev/null 2>&1 || true
+    fi
     echo "built $IMAGE"
 }
 

@@ -328,8 +328,10 @@ def work(args: argparse.Namespace) -> int:
     load_sanitized(args.worker[0])
     import fastavro
 
-    from consumer.avro import decoding
+    from consumer.avro import _avro_reader, decoding
 
+    if not str(_avro_reader.__file__).startswith(str(BUILD)):
+        sys.exit(f"fuzz: decoding would use {_avro_reader.__file__}, not the sanitized build")
     worker = Worker(args.worker[1])
 
     def prepared(schema: Any) -> tuple[Any, Any]:
