@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/ca"
 cp /usr/local/share/ca-certificates/*.crt "$work/ca/" 2>/dev/null || true
 echo "bootstrapping $tag (about 90 s)..." >&2
-timeout 600 mmdebstrap --variant=minbase --quiet \
+timeout 300 mmdebstrap --variant=minbase --quiet \
     --aptopt='Acquire::Check-Valid-Until "false"' \
     --aptopt='Acquire::Retries "3"' \
     --include=python3,python3-pip,python3-venv,python-is-python3,passwd,ca-certificates,libpython3.11-dev \
