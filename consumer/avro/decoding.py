@@ -345,10 +345,6 @@ def _writer_schema_problem(text: str, schema: Any) -> str | None:
     return None
 
 
-class _TooManyObjects(ValueError):
-    """A message whose arrays or maps would build more objects than the budget allows."""
-
-
 def _prescanner(compiled: _Compiled) -> Callable[[bytes, int], None] | None:
     """A check of a message's block counts against the bytes left and the per-message objects
     budget, run before cavro or fastavro decode it (they trust a count: an array of 2^56 nulls
@@ -388,7 +384,8 @@ def _prescanner(compiled: _Compiled) -> Callable[[bytes, int], None] | None:
 
 class _Scan:
     """Walks an Avro body as the compiled reader does, building nothing: checks only what
-    bounds the work (lengths, block counts, union indexes), and charges items as it does."""
+    bounds the work (lengths, block counts, union indexes), and charges items as it does.
+    Raises ValueError, as that reader does: the same dead letter whichever reader is in use."""
 
     def __init__(self, value: bytes, start: int) -> None:
         self._value, self._pos, self._end = value, start, len(value)
@@ -403,11 +400,11 @@ class _Scan:
             if not byte & 0x80:
                 return (value >> 1) ^ -(value & 1)
             shift += 7
-        raise EOFError("truncated or overlong varint")
+        raise ValueError("truncated or overlong varint")
 
     def skip(self, size: int) -> None:
         if size < 0 or size > self._end - self._pos:
-            raise EOFError("length past the end of the input")
+            raise ValueError("length past the end of the input")
         self._pos += size
 
     def node(self, node: tuple[Any, ...]) -> None:
@@ -439,11 +436,11 @@ class _Scan:
                 if self.long() < 0:  # the block's size in bytes: read, not trusted
                     raise ValueError("negative block size")
             if min_bytes and count > (self._end - self._pos) // min_bytes:
-                raise EOFError("block count past the end of the input")
+                raise ValueError("block count past the end of the input")
             charge = charge or (0 if min_bytes else 1)
             if charge:
                 if count * charge > self._objects_left:
-                    raise _TooManyObjects("too many objects for the input")
+                    raise ValueError("too many objects for the input")
                 self._objects_left -= count * charge
             for _ in range(count):
                 if is_map:

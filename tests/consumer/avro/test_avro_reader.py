@@ -20,7 +20,7 @@ from consumer.avro import decoding
 from consumer.avro.decoding import Decoder, Encoder
 from consumer.config import SchemaSettings
 from consumer.devtools.samples import generate_events
-from tests.consumer.avro.records import memory_kept, native_reader_built
+from tests.consumer.avro.records import memory_kept, native_reader_built, zigzag
 
 if not native_reader_built():
     pytest.skip("the compiled reader was not built (no C compiler)", allow_module_level=True)
@@ -134,19 +134,6 @@ def test_every_truncation_and_trailing_byte_is_an_error() -> None:
         read(value + b"\x00", 0)
     with pytest.raises(ValueError, match="start"):
         read(value, len(value) + 1)
-
-
-def zigzag(number: int) -> bytes:
-    encoded = (number << 1) ^ (number >> 63)
-    out = bytearray()
-    while True:
-        byte = encoded & 0x7F
-        encoded >>= 7
-        if encoded:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 @pytest.mark.parametrize(
