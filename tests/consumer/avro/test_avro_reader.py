@@ -218,7 +218,17 @@ def test_schemas_it_does_not_compile_fall_back_to_another_reader(
 
 @pytest.mark.parametrize(
     "program",
-    [(), ("x",), (7, ("a",), ()), (9, (2,), -1), (11, [(0,)]), (99,), (12, -1)],
+    [
+        (),
+        ("x",),
+        (7, ("a",), ()),
+        (9, (2,), -1),
+        (9, (2,), 1, -1),
+        (10, (0,), 1),
+        (11, [(0,)]),
+        (99,),
+        (12, -1),
+    ],
 )
 def test_malformed_programs_are_refused_when_the_reader_is_built(program: Any) -> None:
     from consumer.avro._avro_reader import Reader
