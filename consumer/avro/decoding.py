@@ -308,7 +308,7 @@ _MAX_FIXED_SIZE: Final = 1024 * 1024
 _MAX_DATUM_OBJECTS: Final = 100_000
 # Sample records (the readers' self-checks) only when 32 of them cost less than this many
 # objects or 64-byte units; otherwise the check is skipped and fastavro reads the schema.
-_MAX_SAMPLE_COST: Final = 200_000
+_MAX_SAMPLE_COST: Final = 100_000
 
 
 def _writer_schema_problem(text: str, schema: Any) -> str | None:

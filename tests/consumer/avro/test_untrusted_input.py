@@ -117,6 +117,18 @@ def nested_arrays(levels: int, leaf: Any = "long") -> Any:
 
 
 SIX_NESTED_ARRAYS = with_fields({"name": "grid", "type": nested_arrays(6), "default": []})
+
+
+def samples_at_the_limit() -> dict[str, Any]:
+    """As many array fields as keep fastavro's sample records just within what is afforded:
+    the costliest schema whose readers are still checked on sample records."""
+    base = decoding._compile(PROJECT_SCHEMA).sample_cost
+    count = (decoding._MAX_SAMPLE_COST // decoding._SELF_CHECK_RANDOM - base) // 11
+    return with_fields(
+        *({"name": f"a{i}", "type": nested_arrays(1), "default": []} for i in range(count))
+    )
+
+
 ONE_MIB_FIXED = with_fields(
     {"name": "blob", "type": ["null", {"type": "fixed", "name": "Blob", "size": 2**20}],
      "default": None}
@@ -126,7 +138,9 @@ ONE_MIB_FIXED = with_fields(
 @pytest.mark.timeout(120, method="thread")
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(
-    "schema", [SIX_NESTED_ARRAYS, ONE_MIB_FIXED, padded("null")], ids=["arrays", "fixed", "pad"]
+    "schema",
+    [SIX_NESTED_ARRAYS, ONE_MIB_FIXED, padded("null"), samples_at_the_limit()],
+    ids=["arrays", "fixed", "pad", "samples"],
 )
 def test_costly_compatible_writer_schemas_are_prepared_within_budget(
     registry: RegistryStub, engine: str, schema: dict[str, Any]
