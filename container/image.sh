@@ -84,10 +84,15 @@ for event in generate_events(200, seed=18, now_ms=1_773_892_800_000, invalid_rat
     sys.stdout.buffer.write(orjson.dumps(event) + b"\n")
 ' >"$work/events.jsonl"
     local now=1773892900000
-    "$VENV_BIN/capi-consumer" map --now "$now" <"$work/events.jsonl" >"$work/venv.out" 2>/dev/null || true
-    run -i "$IMAGE" map --now "$now" <"$work/events.jsonl" >"$work/image.out" 2>/dev/null || true
+    local venv_status=0 image_status=0
+    "$VENV_BIN/capi-consumer" map --now "$now" <"$work/events.jsonl" >"$work/venv.out" 2>/dev/null \
+        || venv_status=$?
+    run -i "$IMAGE" map --now "$now" <"$work/events.jsonl" >"$work/image.out" 2>/dev/null \
+        || image_status=$?
     [[ -s "$work/venv.out" ]] || fail "map in the virtualenv printed nothing"
     cmp -s "$work/venv.out" "$work/image.out" || fail "map inside the image differs from the virtualenv's"
+    [[ "$venv_status" == "$image_status" ]] \
+        || fail "map exits $image_status inside the image, $venv_status in the virtualenv"
     echo "ok: map inside the image is byte-identical to the virtualenv's ($(wc -l <"$work/venv.out") lines)"
 
     run "$IMAGE" demo >"$work/demo.out" 2>&1 || { cat "$work/demo.out" >&2; fail "demo failed inside the image"; }
