@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean \
+.PHONY: install test lint format typecheck unit demo demo-serve bench bench-peer bench-instructions clean \
 	fuzz image image-test
 
 install: $(STAMP)
@@ -34,11 +34,16 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q -m "not integration"
 
+# -rs prints why a test was skipped (the browser test without Chromium, unless REQUIRE_BROWSER=1).
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -rs -p no:cacheprovider
 
 demo: install
 	$(BIN)/capi-consumer demo
+
+# The demo kept running: open the printed inspector and sandbox URLs; Ctrl-C stops everything.
+demo-serve: install
+	$(BIN)/capi-consumer demo --serve
 
 # The Quix Streams peer pins an older confluent-kafka: it gets its own virtualenv.
 PEER := bench/.peer-venv

@@ -162,6 +162,15 @@ class ObservabilitySettings(_Section):
     log_format: Literal["json", "text"] | None = None
 
 
+class InspectorSettings(_Section):
+    """The events inspector (`GET /inspector` on the observability port): off by default. It
+    shows mapped payloads (identities masked): never expose it outside the cluster."""
+
+    enabled: bool = False
+    # The newest events kept in memory (a ring); the counters count every event since start.
+    max_events: int = Field(default=500, ge=1, le=100_000)
+
+
 class AppConfig(MappingSettings):
     """The whole file: the mapping keys at the top level, then one section per concern."""
 
@@ -174,6 +183,7 @@ class AppConfig(MappingSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    inspector: InspectorSettings = Field(default_factory=InspectorSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -228,6 +238,10 @@ class AppConfig(MappingSettings):
                 "cooperative rebalancing is not supported; use range or roundrobin",
             )
         self.registry_client_settings()
+        if self.inspector.enabled and not self.observability.enabled:
+            raise ConfigError(
+                "inspector.enabled", "needs observability.enabled (it is served on that port)"
+            )
         for index, route in enumerate(self.capi.routes):
             key_source = route.api_key or route.api_key_file
             if key_source is None and self.capi.api_key is None and not self.capi.api_key_file:

@@ -134,6 +134,10 @@ def _map_chunk(chunk: list[bytes]) -> bytes:
 
 
 def command(args: argparse.Namespace) -> int:
+    if args.diff is not None:
+        from consumer.cli.map_diff import command as diff_command
+
+        return diff_command(args)
     config = load_or_exit(args.config)
     now_ms = args.now if args.now is not None else time.time_ns() // 1_000_000
     tune_memory()

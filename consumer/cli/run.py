@@ -55,7 +55,12 @@ def start_health(config: AppConfig, pipeline: Pipeline) -> HealthServer | None:
         return True, "ok"
 
     server = HealthServer(
-        pipeline.metrics, lambda: pipeline.heartbeat, ready, settings.host, settings.port
+        pipeline.metrics,
+        lambda: pipeline.heartbeat,
+        ready,
+        settings.host,
+        settings.port,
+        pipeline.inspector,
     )
     server.start()
     return server
@@ -106,6 +111,10 @@ def command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
+    from consumer.avro.schema_check import mapping_schema_problems
+
+    for problem in mapping_schema_problems(config):
+        print(f"warning: {problem}", file=sys.stderr)
     setup_logging(config.observability.log_level, config.observability.log_format)
     pipeline = Pipeline(config)
     return run_pipeline(config, pipeline, args.until_caught_up)

@@ -39,8 +39,9 @@ from consumer.live.delivery import (
 )
 from consumer.live.dlq import DeadLetter, DeadLetterWriter, Origin
 from consumer.live.offsets import OffsetTracker
+from consumer.observability.inspector import Inspector, api_error_field
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
-from transforms import Mapped, Skipped, capi_rules, map_values
+from transforms import Failed, Mapped, Skipped, capi_rules, map_values
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
@@ -247,6 +248,10 @@ class Pipeline:
         self.heartbeat = time.monotonic()
         self.kafka_reachable = False
         self.on_progress: Callable[[Pipeline], None] | None = None
+        # Off by default; when off it costs one attribute check per settled batch.
+        self.inspector = (
+            Inspector(config.inspector.max_events, clock) if config.inspector.enabled else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -479,6 +484,7 @@ class Pipeline:
         read_values = self._read_values
         identities = self._identities
         dry_run = self.plan is not None and self.plan.dry_run
+        inspector = self.inspector
         mapped_per_pixel: Counter[str] = Counter()
         pending_bytes = 0
         if at is None:
@@ -488,6 +494,15 @@ class Pipeline:
         ):
             if isinstance(event, DecodeFailure):
                 self._dead_letter(message, origin, "undecodable", event.message)
+                if inspector is not None:
+                    inspector.record(
+                        "dead_lettered",
+                        pixel=None,
+                        event_id=None,
+                        event_type=None,
+                        reason="undecodable",
+                        message=event.message,
+                    )
                 continue
             event_values = event if event.__class__ is tuple else read_values(event)
             outcome = map_values(event_values, compiled, now_ms)
@@ -495,6 +510,8 @@ class Pipeline:
                 pixel = only_pixel or pixel_of(event_values)
                 if pixel is None:
                     self._skip(key, offset, "unrouted")
+                    if inspector is not None:
+                        self._inspect_unsent("unrouted", event_values, outcome.event["type"])
                     continue
                 mapped = outcome.event
                 mapped_per_pixel[pixel] += 1
@@ -523,6 +540,8 @@ class Pipeline:
                     self._submit(full)
             elif isinstance(outcome, Skipped):
                 self._skip(key, offset, outcome.reason)
+                if inspector is not None:
+                    self._inspect_unsent(outcome.reason, event_values)
             elif (
                 outcome.code == "timestamp_out_of_window"
                 and self.plan is not None
@@ -531,11 +550,37 @@ class Pipeline:
                 self._skip(key, offset, "timestamp_out_of_window")
             else:
                 self._dead_letter(message, origin, outcome.code, outcome.message, outcome.field)
+                if inspector is not None:
+                    self._inspect_unsent(outcome.code, event_values, failed=outcome)
         self._pending_bytes += pending_bytes
         for pixel, count in mapped_per_pixel.items():
             self._outcomes_seen += count
             self.summary.mapped += count
             self.metrics.events_mapped.labels(pixel).inc(count)
+
+    def _inspect_unsent(
+        self,
+        reason: str,
+        values: tuple[Any, ...],
+        event_type: str | None = None,
+        failed: Failed | None = None,
+    ) -> None:
+        """An event settled before it could be sent: skipped, or dead-lettered by the mapping."""
+        assert self.inspector is not None
+        compiled = self._compiled
+        if event_type is None:
+            name = values[compiled.event_name]
+            event_type = compiled.event_types.get(name) if isinstance(name, str) else None
+        pixel = self._router.only_pixel or self._router.pixel_of(values)
+        self.inspector.record(
+            "skipped" if failed is None else "dead_lettered",
+            pixel=pixel,
+            event_id=values[compiled.id],
+            event_type=event_type,
+            reason=reason,
+            field=None if failed is None else failed.field or None,
+            message=None if failed is None else failed.message,
+        )
 
     def _dry_run_settle(self, mapped: dict[str, Any], key: TopicPartitionKey, offset: int) -> None:
         assert self.plan is not None
@@ -663,7 +708,17 @@ class Pipeline:
                 continue
             self._pending_bytes -= len(item.payload)
             reason = dlq_reason(violation)
-            if reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip":
+            skip = reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip"
+            if self.inspector is not None:
+                self.inspector.sent(
+                    "skipped" if skip else "dead_lettered",
+                    batch.pixel_id,
+                    [item],
+                    reason,
+                    violation.field,
+                    message=describe(violation),
+                )
+            if skip:
                 self._skip(item.source, item.offset, reason)
                 continue
             self._dead_letter(
@@ -712,6 +767,8 @@ class Pipeline:
                 )
             return  # nothing of this batch is settled: not delivered, not dead-lettered
         pixel = batch.pixel_id
+        if self.inspector is not None:
+            self._inspect_result(result)
         tracker = self._tracker
         if result.delivered:
             self.summary.delivered += len(result.delivered)
@@ -733,6 +790,22 @@ class Pipeline:
                 rejection.status,
                 pixel,
                 counted=True,
+            )
+
+    def _inspect_result(self, result: BatchResult) -> None:
+        assert self.inspector is not None
+        pixel = result.batch.pixel_id
+        self.inspector.delivered(pixel, result.delivered)
+        for rejection in result.rejected:
+            by_api = rejection.reason == "rejected_by_api"
+            self.inspector.sent(
+                "rejected_by_api" if by_api else "dead_lettered",
+                pixel,
+                [rejection.item],
+                rejection.reason,
+                rejection.field or api_error_field(rejection.message),
+                rejection.status,
+                rejection.message,
             )
 
     # -- backpressure, commits, progress ------------------------------------------------------

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from consumer.observability.inspector import Inspector, page_html
 from consumer.observability.metrics import Metrics
 
 # The poll loop beats at least every consume timeout; a minute without a beat is a wedged loop.
@@ -25,8 +26,10 @@ class HealthServer:
         ready: Callable[[], tuple[bool, str]],
         host: str,
         port: int,
+        inspector: Inspector | None = None,
     ) -> None:
         self._metrics = metrics
+        self._inspector = inspector
         self._heartbeat = heartbeat
         self._ready = ready
         self._host = host
@@ -47,6 +50,10 @@ class HealthServer:
         app.router.add_get("/metrics", self._handle_metrics)
         app.router.add_get("/livez", self._handle_live)
         app.router.add_get("/readyz", self._handle_ready)
+        if self._inspector is not None:
+            page = page_html("/inspector/events.json", "openai-capi-consumer: events inspector")
+            app.router.add_get("/inspector", _static_page(page))
+            app.router.add_get("/inspector/events.json", self._handle_inspector_events)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -68,6 +75,14 @@ class HealthServer:
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def _handle_inspector_events(self, _request: web.Request) -> web.Response:
+        assert self._inspector is not None
+        return web.Response(
+            body=self._inspector.snapshot_json(),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def _handle_live(self, _request: web.Request) -> web.Response:
         age = time.monotonic() - self._heartbeat()
         if age > LIVENESS_TIMEOUT_S:
@@ -78,3 +93,22 @@ class HealthServer:
         ready, why = self._ready()
         self._metrics.up.set(1 if ready else 0)
         return web.json_response({"ready": ready, "reason": why}, status=200 if ready else 503)
+
+
+def _static_page(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=body,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_POLICY},
+        )
+
+    return handle
+
+
+# The page loads nothing from elsewhere: its own script and style, JSON from its own origin.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
+)
