@@ -29,6 +29,7 @@ import fastavro
 import orjson
 from fastavro.schema import to_parsing_canonical_form
 
+from consumer.avro.budgets import MAX_DATUM_OBJECTS, guarded, prescanner, writer_schema_problem
 from consumer.avro.framing import (
     EXTRA_FIELD,
     HEADER,
@@ -44,10 +45,9 @@ from consumer.avro.framing import (
     read_body,
     undecodable,
 )
-from consumer.avro.programs import NotCompilable, program
+from consumer.avro.programs import NotCompilable, compile_schema, program
 from consumer.avro.projection import (
     WHOLE,
-    NotProjectable,
     Path,
     Values,
     extras_verdict,
@@ -103,6 +103,10 @@ class Decoder:
             registry = registry_client(settings)
         self._confluent = uses_confluent_framing(settings, registry is not None)
         self._registry = registry if self._confluent else None
+        try:
+            self._prescan = prescanner(compile_schema(self._schema, logical_as_base=True))
+        except NotCompilable:
+            self._prescan = None  # recursive: the local schema is the operator's own
         self._engine, self._local = self._choose_engine(settings.decoder)
         # Registry writer schemas that differ from the local one are resolved by cavro when it
         # agrees (the compiled reader reads a schema as written, it does not resolve).
@@ -153,7 +157,9 @@ class Decoder:
             from consumer.avro._avro_reader import Reader
 
             reader: Callable[[bytes, int], Values] = Reader(projected, TrailingBytesError)
-        except (NotCompilable, NotProjectable) as exc:
+        # NotCompilable, NotProjectable, and the reader's own limits ("program nested too
+        # deeply": a projection nests a little deeper than the schema it reads).
+        except ValueError as exc:
             log.info("Avro decoder reads whole records (%s)", exc)
             return None
 
@@ -276,18 +282,40 @@ class Decoder:
         return body
 
     def _prepare_writer(self, schema_id: int, registered: Schema) -> BodyDecoder | DecodeFailure:
+        """The body decoder for a registered writer schema, or why its messages are undecodable.
+
+        Bounded whatever the schema (see "budgets for untrusted input"): refused when too large,
+        too deep, recursive or amplifying; sample records only when they are small.
+        """
         if (registered.schema_type or "AVRO") != "AVRO":
             return undecodable(
                 f"schema id {schema_id} is a {registered.schema_type} schema, not Avro"
             )
+        text = registered.schema_str or ""
         try:
-            writer_schema = json.loads(registered.schema_str or "")
+            writer_schema = json.loads(text)
+        except Exception as exc:
+            return undecodable(f"schema id {schema_id} is not a valid Avro schema ({exc})")
+        problem = writer_schema_problem(text, writer_schema)
+        if problem is not None:
+            return undecodable(f"schema id {schema_id} refused: {problem}")
+        try:
             if to_parsing_canonical_form(writer_schema) == self._canonical:
                 return self._local
             writer = fastavro.parse_schema(writer_schema)
         except Exception as exc:
             return undecodable(f"schema id {schema_id} is not a valid Avro schema ({exc})")
-        resolved = fastavro_decoder(writer, self._parsed)
+        try:
+            compiled = compile_schema(writer_schema, logical_as_base=True)
+        except NotCompilable as exc:
+            return undecodable(f"schema id {schema_id} refused: {exc}")
+        if compiled.objects > MAX_DATUM_OBJECTS:
+            return undecodable(
+                f"schema id {schema_id} refused: a record builds more than "
+                f"{MAX_DATUM_OBJECTS} values"
+            )
+        prescan = prescanner(compiled)
+        resolved = guarded(fastavro_decoder(writer, self._parsed), prescan)
         try:
             bodies = random_bodies(writer)
             for body in bodies:
@@ -296,7 +324,7 @@ class Decoder:
             return undecodable(
                 f"schema id {schema_id} cannot be read as the project schema ({exc})"
             )
-        if self._cavro_reader is not None:
+        if self._cavro_reader is not None and bodies:
             try:
                 fast = cavro_decoder(
                     self._cavro_reader.reader_for_writer(cavro_schema(writer_schema))
@@ -306,14 +334,14 @@ class Decoder:
                 agrees = False
                 log.warning("schema id %s: cavro failed (%s)", schema_id, type(exc).__name__)
             if agrees:
-                return fast
+                return guarded(fast, prescan)
             log.warning("schema id %s: decoded with fastavro (cavro disagrees)", schema_id)
         return resolved
 
     def _choose_engine(self, choice: str) -> tuple[str, BodyDecoder]:
         """The fastest decoder allowed by `choice` that is present and gives exactly fastavro's
         output on sample records; `ConfigError` when the one asked for cannot be used."""
-        reference = fastavro_decoder(self._parsed)
+        reference = guarded(fastavro_decoder(self._parsed), self._prescan)
         if choice == "fastavro":
             return "fastavro", reference
         candidates: dict[str, tuple[Callable[[], bool], str, Callable[[], BodyDecoder]]] = {
@@ -325,7 +353,7 @@ class Decoder:
             "cavro": (
                 cavro_available,
                 "cavro is not installed (pip install '.[fast]')",
-                lambda: cavro_decoder(cavro_schema(self._schema)),
+                lambda: guarded(cavro_decoder(cavro_schema(self._schema)), self._prescan),
             ),
         }
         bodies: list[bytes] | None = None

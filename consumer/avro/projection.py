@@ -84,7 +84,7 @@ def projection(
 
     def item_list(node: tuple[Any, ...]) -> tuple[Any, ...]:
         if node[0] == array:
-            return (array, item(node[1]), node[2])
+            return (array, item(node[1]), *node[2:])
         if node[0] == union:
             return (union, tuple(item_list(branch) for branch in node[1]))
         return node
