@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.cli import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, load_or_exit
 from consumer.config import AppConfig, ConfigError
 from consumer.logs import setup_logging
-from consumer.pipeline import Pipeline, Plan, kafka_settings
+from consumer.pipeline import Pipeline, Plan
 from consumer.progress import Progress, print_report
 from consumer.runner import run_pipeline
 from transforms.capi_rules import WINDOW_PAST_MS
@@ -340,8 +340,7 @@ class Snapshot:
 def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
     """A consumer for metadata, committed offsets and bounded reads. It never subscribes, so it
     never joins `group_id`; it commits only when told to (`store_snapshot`)."""
-    settings: dict[str, Any] = {"queued.max.messages.kbytes": 16384}
-    settings.update(kafka_settings(config))
+    settings = config.kafka_consumer_settings()
     settings.update(
         {
             "group.id": group_id,

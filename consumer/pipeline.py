@@ -88,6 +88,14 @@ class Summary:
     started_at: float = field(default_factory=time.monotonic)
     first_read_at: float | None = None  # throughput is measured from the first record
     finished_at: float | None = None
+    # Process CPU (all threads) at the first record and at the last commit: how busy the
+    # consumer was while it had work (`busy`).
+    first_read_cpu_s: float | None = None
+    last_commit_at: float | None = None
+    last_commit_cpu_s: float | None = None
+    # The main thread's seconds runnable but waiting for a core (other processes had it).
+    first_read_cpu_wait_s: float | None = None
+    last_commit_cpu_wait_s: float | None = None
 
     @property
     def elapsed_s(self) -> float:
@@ -99,6 +107,26 @@ class Summary:
             return 0.0
         busy = (self.finished_at or time.monotonic()) - self.first_read_at
         return self.read / busy if busy > 0 else 0.0
+
+    def busy(self) -> dict[str, float]:
+        """Wall and process CPU seconds from the first record to the last commit, and their
+        ratio (1.0: never idle while a backlog waited); empty when nothing was read."""
+        if self.first_read_at is None or self.first_read_cpu_s is None:
+            return {}
+        if self.last_commit_at is None or self.last_commit_cpu_s is None:
+            return {}
+        wall = self.last_commit_at - self.first_read_at
+        cpu = self.last_commit_cpu_s - self.first_read_cpu_s
+        busy = {
+            "busy_s": round(wall, 3),
+            "busy_cpu_s": round(cpu, 3),
+            "utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
+        }
+        if self.first_read_cpu_wait_s is not None and self.last_commit_cpu_wait_s is not None:
+            busy["busy_cpu_wait_s"] = round(
+                self.last_commit_cpu_wait_s - self.first_read_cpu_wait_s, 3
+            )
+        return busy
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed_s
@@ -266,14 +294,8 @@ class Pipeline:
         return self._fatal is not None and self._fatal.status in (401, 403, 404)
 
     def run(self, until_caught_up: bool = False) -> ExitReason:
-        settings: dict[str, Any] = {
-            "auto.offset.reset": "earliest",
-            # Bound librdkafka's prefetch and fetch buffers so memory stays flat whatever the
-            # backlog and the partition count (users can raise them in kafka.settings).
-            "queued.max.messages.kbytes": 8192,
-            "fetch.max.bytes": 8 * 1024 * 1024,
-        }
-        settings.update(kafka_settings(self.config))
+        settings: dict[str, Any] = {"auto.offset.reset": "earliest"}
+        settings.update(self.config.kafka_consumer_settings())
         # Not overridable: commits are ours, after the API accepted.
         settings.update(
             {
@@ -369,6 +391,8 @@ class Pipeline:
                 self.kafka_reachable = True
                 if self.summary.first_read_at is None:
                     self.summary.first_read_at = time.monotonic()
+                    self.summary.first_read_cpu_s = time.process_time()
+                    self.summary.first_read_cpu_wait_s = cpu_wait_s()
                 self._process(messages)
 
     # -- consume → decode → map → batch ------------------------------------------------------
@@ -835,12 +859,14 @@ class Pipeline:
 
     def _caught_up(self) -> bool:
         """Every partition of the snapshot is settled and committed up to its end offset."""
+        if self._batcher or self._in_flight or self._dlq.in_flight or self._stalled:
+            return False
+        # Checked as soon as everything is settled, then not more often than every 0.25 s
+        # (each check commits synchronously).
         now = time.monotonic()
         if now - self._last_caught_up_check < 0.25:
             return False
         self._last_caught_up_check = now
-        if self._batcher or self._in_flight or self._dlq.in_flight or self._stalled:
-            return False
         self._commit(asynchronous=False)
         tracker = self._tracker
         wanted = [
@@ -975,6 +1001,9 @@ class Pipeline:
         if self._in_flight and self._delivery is not None:
             self._delivery.cancel_all()
         self._commit(asynchronous=False)
+        self.summary.last_commit_at = time.monotonic()
+        self.summary.last_commit_cpu_s = time.process_time()
+        self.summary.last_commit_cpu_wait_s = cpu_wait_s()
         self._update_gauges()
         self._closing = True
         consumer.close()
@@ -991,6 +1020,16 @@ def _identity_fields(shape: tuple[tuple[str, ...], bool]) -> frozenset[str]:
     """The identity fields of a mapped event: its `user` keys that are identities, and oppref."""
     user_keys, has_oppref = shape
     return _USER_IDENTITY.intersection(user_keys) | ({"oppref"} if has_oppref else set())
+
+
+def cpu_wait_s() -> float | None:
+    """Seconds this thread has been runnable but waiting for a core (Linux schedstat), so
+    that a busy machine is not mistaken for an idle consumer; None where not available."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as file:
+            return int(file.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def coordinates(message: Message) -> tuple[TopicPartitionKey, int]:

@@ -96,7 +96,7 @@ def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -
             "dead-lettered; check the schema and the mapping (capi-consumer dlq inspect)",
             file=sys.stderr,
         )
-    log.info("run finished", extra={"reason": reason, **summary})
+    log.info("run finished", extra={"reason": reason, **summary, **pipeline.summary.busy()})
     return exit_code(reason, pipeline)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from consumer.decoding import Decoder
@@ -103,6 +104,17 @@ def test_delivers_exactly_what_map_produces_and_commits_the_end(
     assert stored == expected
     assert committed_offsets(broker, group, [topic]) == end_offsets(broker, [topic])
     assert read_dlq(broker, dlq) == [] or skipped > 0
+    # How busy the run was from its first record to its last commit (bench/ reads it).
+    [finished] = [
+        orjson.loads(line) for line in result.stderr.splitlines() if '"run finished"' in line
+    ]
+    assert finished["read"] == len(events)
+    assert 0 < finished["busy_s"] < 120
+    assert finished["busy_cpu_s"] > 0
+    assert finished["utilization"] == pytest.approx(
+        finished["busy_cpu_s"] / finished["busy_s"], abs=0.01
+    )
+    assert 0 <= finished["busy_cpu_wait_s"] <= finished["busy_s"]
 
 
 def test_kill_9_mid_run_loses_nothing_and_never_commits_past_an_unaccepted_event(
