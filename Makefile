@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # setup.py and the C source: the compiled Avro reader is rebuilt when they change.
-$(STAMP): pyproject.toml setup.py consumer/_avro_reader.c
+$(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,fast]'
-	@$(BIN)/python -c 'import consumer._avro_reader' 2>/dev/null \
+	@$(BIN)/python -c 'import consumer.avro._avro_reader' 2>/dev/null \
 	  || echo "warning: the compiled Avro reader was not built (no C compiler?): decoding uses cavro"
 	touch $(STAMP)
 
@@ -56,4 +56,4 @@ bench-instructions: install bench-peer
 	$(BIN)/python -m bench.bench_instructions
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info consumer/*.so
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info consumer/*/*.so

@@ -1,7 +1,7 @@
 """The optional compiled Avro reader; everything else is in pyproject.toml.
 
 `optional=True`: without a C compiler the package still installs and decodes with cavro or
-fastavro (consumer/decoding.py picks the fastest reader that is present and agrees).
+fastavro (consumer/avro/decoding.py picks the fastest reader that is present and agrees).
 """
 
 from setuptools import Extension, setup
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "consumer._avro_reader",
-            ["consumer/_avro_reader.c"],
+            "consumer.avro._avro_reader",
+            ["consumer/avro/_avro_reader.c"],
             optional=True,
             extra_compile_args=["-Wall", "-Werror=implicit-function-declaration"],
         )

@@ -19,9 +19,9 @@ import time
 import orjson
 from confluent_kafka import Consumer
 
-from consumer.cli import tune_memory
+from consumer.avro.decoding import Decoder
+from consumer.cli.startup import tune_memory
 from consumer.config import AppConfig
-from consumer.decoding import Decoder
 from transforms import Mapped, map_values
 
 _BATCH = 1000

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.bench_decode [--events N] [--repeats R] [--json FILE]
 
-Events are the realistic samples the demo and the end-to-end benchmark use (`consumer.samples`).
+Events are the realistic samples the demo and the end-to-end benchmark use
+(`consumer.devtools.samples`).
 Rows: the bare library call (the floor: a parsed schema, no checks) and the product's
 `Decoder.decode_batch` (which adds the trailing-bytes check, the extras map and, with Confluent
 framing, the header and the schema-id cache; the registry is the local stub, consulted once).
@@ -25,10 +26,10 @@ from typing import Any
 import fastavro
 
 import schemas
+from consumer.avro.decoding import DecodeFailure, Decoder, Encoder
 from consumer.config import ConfigError, SchemaSettings
-from consumer.decoding import DecodeFailure, Decoder, Encoder
-from consumer.registry_stub import RegistryStub
-from consumer.samples import generate_events
+from consumer.devtools.registry_stub import RegistryStub
+from consumer.devtools.samples import generate_events
 
 NOW_MS = 1_773_892_800_000
 BATCH = 1000  # the consumer decodes one consume() batch at a time

@@ -3,8 +3,9 @@ core, against the embedded broker and the bench sink. Also the shared pieces of 
 backlog producer, consumer configs, and measuring a child's wall time, CPU time and peak RSS.
 
 The backlog is valid CA purchases (3 items, full identity, ~1 KB of Avro each) from
-`consumer.samples`, encoded once and produced round-robin over many topics with lz4 so that no
-partition of the mock broker exceeds its ~5 MiB retention (checked: every low watermark is 0).
+`consumer.devtools.samples`, encoded once and produced round-robin over many topics with lz4 so
+that no partition of the mock broker exceeds its ~5 MiB retention (checked: every low watermark
+is 0).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.sink import Sink
+from consumer.avro.decoding import Encoder
 from consumer.config import AppConfig
-from consumer.decoding import Encoder
-from consumer.samples import generate_events
+from consumer.devtools.samples import generate_events
 
 PROJECT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("capi-consumer"))

@@ -30,7 +30,7 @@ import orjson
 from bench import bench_e2e as e2e
 from bench.run import PEER_PYTHON, RESULTS, peer_command, pipeline_reader
 from bench.sink import Sink
-from consumer.embedded_broker import EmbeddedBroker
+from consumer.devtools.embedded_broker import EmbeddedBroker
 
 _SMALL = 1_000
 _VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
@@ -54,9 +54,9 @@ def per_event(counts: dict[int, int]) -> float:
 
 def stages_only(events: int) -> None:
     """The pipeline's stages over `events` backlog records, 1000 at a time (run under valgrind)."""
-    from consumer.cli import tune_memory
+    from consumer.avro.decoding import Decoder
+    from consumer.cli.startup import tune_memory
     from consumer.config import AppConfig, SchemaSettings
-    from consumer.decoding import Decoder
     from transforms import Mapped, map_values
 
     now_ms = int(time.time() * 1000)

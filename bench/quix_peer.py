@@ -5,7 +5,7 @@
 
 Runs in its own virtualenv (quixstreams pins its own confluent-kafka; see
 bench/peer-requirements.txt) with the project on PYTHONPATH, so it uses the same decoder
-(`consumer.decoding.Decoder`, same engine choice) and the same `transforms.map_event`. A
+(`consumer.avro.decoding.Decoder`, same engine choice) and the same `transforms.map_event`. A
 `BatchingSink` subclass POSTs the mapped events in 1000-event batches with a kept-alive HTTP
 session. Prints one JSON object: events delivered, busy seconds, events/s.
 
@@ -31,8 +31,8 @@ from quixstreams.models.topics.admin import TopicAdmin
 from quixstreams.models.topics.topic import TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBatch
 
+from consumer.avro.decoding import DecodeFailure, Decoder
 from consumer.config import AppConfig
-from consumer.decoding import DecodeFailure, Decoder
 from transforms import CompiledMapping, Mapped, Outcome, map_event, map_values
 
 _BATCH = 1000

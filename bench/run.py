@@ -33,9 +33,9 @@ import yaml
 from bench import bench_e2e as e2e
 from bench.bench_transform import measure
 from bench.sink import Sink
+from consumer.avro.decoding import Decoder
 from consumer.config import AppConfig, SchemaSettings
-from consumer.decoding import Decoder
-from consumer.embedded_broker import EmbeddedBroker
+from consumer.devtools.embedded_broker import EmbeddedBroker
 from transforms import CompiledMapping, Mapped, map_event, map_values
 
 RESULTS = Path(__file__).with_name("results")
@@ -504,7 +504,7 @@ def main() -> int:
 
 def profile(bootstrap: str, topics: list[str], sink: Sink) -> int:
     """cProfile of `Pipeline.run(until_caught_up=True)` in this process over the backlog."""
-    from consumer.pipeline import Pipeline
+    from consumer.live.pipeline import Pipeline
 
     raw_config = e2e.consumer_config(bootstrap, sink.url, topics, "bench-profile")
     config = AppConfig.model_validate(yaml.safe_load(yaml.safe_dump(raw_config)))

@@ -11,12 +11,11 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from consumer.sandbox.settings import SandboxSettings
 from transforms.settings import MappingSettings
 
 ENV_PREFIX = "CAPI_CONSUMER_"
@@ -188,8 +187,15 @@ class AppConfig(MappingSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     dlq: DlqSettings = Field(default_factory=DlqSettings)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_the_sandbox(cls, data: Any) -> Any:
+        """The sandbox's own section (consumer/sandbox/settings.py) may share the file."""
+        if isinstance(data, dict) and "sandbox" in data:
+            return {key: value for key, value in data.items() if key != "sandbox"}
+        return data
 
     @model_validator(mode="after")
     def _one_key_source(self) -> AppConfig:
@@ -287,8 +293,19 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AppConfig:
     """Read the YAML file (optional), apply the environment, validate. Raises `ConfigError`."""
+    return validated(AppConfig, read_config_data(path, environ))
+
+
+def read_config_data(
+    path: str | Path | None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The YAML file (optional) with the `CAPI_CONSUMER_` environment merged over it, not yet
+    validated. Raises `ConfigError`."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -312,18 +329,22 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         if not isinstance(loaded, dict):
             raise ConfigError("", f"configuration error: {path}: the top level must be a mapping")
         data = loaded
-    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    return _merge(data, env_overrides(os.environ if environ is None else environ))
+
+
+def validated(model: type[_Model], data: Any, section: str = "") -> _Model:
+    """`data` as `model`; the first error as a `ConfigError` naming the key (under `section`)."""
     try:
-        return AppConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        key = ".".join([section] * bool(section) + [str(part) for part in first["loc"]])
         message = first["msg"]
         if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             message = "unknown key"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        raise ConfigError(key, message) from None
+        raise ConfigError(key or "(top level)", message) from None
 
 
 def is_secret_key(key: str) -> bool:
@@ -331,7 +352,7 @@ def is_secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def masked(config: AppConfig) -> dict[str, Any]:
+def masked(config: BaseModel) -> dict[str, Any]:
     """The effective configuration as plain data, every secret replaced by `***`."""
 
     def walk(node: Any, key: str = "") -> Any:

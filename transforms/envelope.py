@@ -50,7 +50,7 @@ def map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int) 
     """`map_event` of the event whose values at `compiled.event_reader`'s paths are `values`
     (in its `index` order; more may follow). Its items may also be given as tuples of their
     values at `compiled.item_reader`'s paths. This is what a decoder that reads only those
-    paths produces (consumer/decoding.py), saving the event's tree. Pure; never raises."""
+    paths produces (consumer/avro/decoding.py), saving the event's tree. Pure; never raises."""
     try:
         return _map_values(values, compiled, now_ms)
     except Exception:

@@ -1,5 +1,5 @@
 """A local, strict OpenAI Conversions API endpoint for tests, the demo and staging.
 
-`server.run_sandbox` / `server.SandboxThread` run it in-process, `cli.command` from the command
-line; `settings.SandboxSettings` is its config section. See docs/sandbox.md.
+`server.run_sandbox` / `server.SandboxThread` run it in-process, `consumer.cli.sandbox` from the
+command line; `settings.SandboxSettings` is its config section. See docs/sandbox.md.
 """

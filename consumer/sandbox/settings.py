@@ -1,4 +1,7 @@
-"""The `sandbox` section of the configuration (owned by the sandbox; extended there).
+"""The `sandbox` section of a configuration file (owned by the sandbox; extended there).
+
+The service ignores that section: only `capi-consumer sandbox --config FILE` reads it, with the
+same `CAPI_CONSUMER_SANDBOX__*` environment overrides (`load_sandbox_settings`).
 
 Every undocumented behaviour of the real API ([U] in openai-capi.md §11) is a setting here with
 §11's default: the event rules in `rules` (`transforms.capi_rules.Rules`), the transport ones
@@ -7,10 +10,13 @@ Every undocumented behaviour of the real API ([U] in openai-capi.md §11) is a s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from consumer.config import read_config_data, validated
 from transforms.capi_rules import Rules
 
 # With no key configured anywhere, this key may send to any pixel.
@@ -115,3 +121,11 @@ class SandboxSettings(BaseModel):
         if len(ids) != len(set(ids)):
             raise ValueError("pixels: a pixel_id is listed twice")
         return self
+
+
+def load_sandbox_settings(
+    path: str | Path | None, environ: Mapping[str, str] | None = None
+) -> SandboxSettings:
+    """The `sandbox` section of the file (optional) and the environment. Raises `ConfigError`
+    naming the key (`sandbox.…`)."""
+    return validated(SandboxSettings, read_config_data(path, environ).get("sandbox", {}), "sandbox")

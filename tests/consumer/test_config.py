@@ -136,3 +136,17 @@ def test_env_map_keys_keep_a_deliberate_case() -> None:
     )
     assert config.event_mapping == {"purchase": None, "PageView": None}
     assert config.field_mapping == {"data.contents.X.amount": "items.X.price"}
+
+
+def test_the_service_ignores_a_sandbox_section(tmp_path: Path) -> None:
+    """The sandbox's settings may share the file; they are not the service's (nor checked by
+    it, nor shown by `config check`)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("capi:\n  pixel_id: p\nsandbox:\n  error_format: xml\n  api_keys: [sb-key]\n")
+    assert load_config(path, {}).capi.pixel_id == "p"
+    check = [CLI, "config", "check", "--mapping-only", "--config", str(path)]
+    result = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "pixel_id: p" in result.stdout
+    assert "sandbox" not in result.stdout
+    assert "sb-key" not in result.stdout

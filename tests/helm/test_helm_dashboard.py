@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
-from consumer.metrics import Metrics
+from consumer.observability.metrics import Metrics
 from tests.helm.helm_render import CHART_DIR
 
 DASHBOARD = json.loads(

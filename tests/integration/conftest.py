@@ -20,8 +20,8 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from consumer.config import AppConfig
-from consumer.dlq import DeadLetterCodec
-from consumer.embedded_broker import EmbeddedBroker
+from consumer.devtools.embedded_broker import EmbeddedBroker
+from consumer.live.dlq import DeadLetterCodec
 from consumer.sandbox.server import SandboxThread
 from consumer.sandbox.settings import SandboxSettings
 

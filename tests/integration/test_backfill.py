@@ -13,11 +13,11 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from consumer.backfill import BackfillRange
-from consumer.decoding import Decoder
-from consumer.embedded_broker import EmbeddedBroker
-from consumer.produce import produce_events
-from consumer.samples import DAY_MS, generate_events
+from consumer.avro.decoding import Decoder
+from consumer.cli.backfill import BackfillRange
+from consumer.cli.produce import produce_events
+from consumer.devtools.embedded_broker import EmbeddedBroker
+from consumer.devtools.samples import DAY_MS, generate_events
 from consumer.sandbox.server import SandboxThread
 from tests.integration.conftest import (
     as_config,

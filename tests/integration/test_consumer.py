@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.decoding import Decoder
-from consumer.embedded_broker import EmbeddedBroker
-from consumer.pipeline import Pipeline
-from consumer.produce import produce_events
-from consumer.samples import generate_events
+from consumer.avro.decoding import Decoder
+from consumer.cli.produce import produce_events
+from consumer.devtools.embedded_broker import EmbeddedBroker
+from consumer.devtools.samples import generate_events
+from consumer.live.pipeline import Pipeline
 from consumer.sandbox.server import SandboxThread
 from tests.integration.conftest import (
     PIXEL,
@@ -322,7 +322,7 @@ def test_event_expiring_while_batched_is_dead_lettered_without_sinking_its_batch
 def test_registry_down_pauses_without_dead_lettering_then_resumes(
     broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
 ) -> None:
-    from consumer.registry_stub import RegistryStub
+    from consumer.devtools.registry_stub import RegistryStub
 
     with RegistryStub() as registry:
         topic, group, dlq = names("events"), names("group"), names("dlq")

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.embedded_broker import EmbeddedBroker
-from consumer.produce import produce_events
-from consumer.samples import generate_events
+from consumer.cli.produce import produce_events
+from consumer.devtools.embedded_broker import EmbeddedBroker
+from consumer.devtools.samples import generate_events
 from consumer.sandbox.server import SandboxThread
 from tests.integration.conftest import (
     as_config,

@@ -14,8 +14,8 @@ import orjson
 import pytest
 import yaml
 
+from consumer.cli.map import map_lines, outcome_json
 from consumer.config import load_config
-from consumer.mapcmd import map_lines, outcome_json
 from tests.transforms.goldens import GoldenCase, check, load_cases, parsed_input
 from transforms import CompiledMapping, MappingSettings, map_event
 

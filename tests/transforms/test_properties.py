@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.mapcmd import map_lines
+from consumer.cli.map import map_lines
 from tests.transforms.property_support import (
     CONFIGURED,
     DEFAULT,

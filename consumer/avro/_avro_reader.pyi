@@ -1,0 +1,9 @@
+"""Types of the compiled Avro reader (consumer/avro/_avro_reader.c)."""
+
+from typing import Any
+
+class Reader:
+    def __init__(
+        self, program: tuple[Any, ...], trailing_error: type[BaseException] = ...
+    ) -> None: ...
+    def __call__(self, value: bytes, start: int, /) -> Any: ...

@@ -1,0 +1,5 @@
+import sys
+
+from consumer.cli.parser import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""`capi-consumer run`: wire the config into a pipeline, serve health and metrics, handle
+signals, and turn the way the run ended into an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+
+from consumer.cli.startup import load_or_exit, tune_memory
+from consumer.config import AppConfig, ConfigError
+from consumer.exit_codes import (
+    EXIT_CONFIG,
+    EXIT_CREDENTIALS,
+    EXIT_DLQ_BREAKER,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+)
+from consumer.live.pipeline import ExitReason, Pipeline
+from consumer.observability.health import HealthServer
+from consumer.observability.logs import setup_logging
+
+log = logging.getLogger("consumer.run")
+
+
+def install_signal_handlers(stop: Callable[[], None]) -> None:
+    """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
+    received: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if received:
+            os._exit(130)
+        received.append(signum)
+        log.info("stop requested; flushing", extra={"signal": signal.Signals(signum).name})
+        stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def start_health(config: AppConfig, pipeline: Pipeline) -> HealthServer | None:
+    settings = config.observability
+    if not settings.enabled:
+        return None
+
+    def ready() -> tuple[bool, str]:
+        if pipeline.credentials_rejected:
+            return False, "API credentials or pixel rejected"
+        if not pipeline.kafka_reachable:
+            return False, "Kafka not reachable yet"
+        return True, "ok"
+
+    server = HealthServer(
+        pipeline.metrics, lambda: pipeline.heartbeat, ready, settings.host, settings.port
+    )
+    server.start()
+    return server
+
+
+def exit_code(reason: ExitReason, pipeline: Pipeline) -> int:
+    if reason in ("stopped", "caught_up"):
+        return EXIT_OK
+    if reason == "breaker":
+        return EXIT_DLQ_BREAKER
+    if reason == "fatal":
+        return EXIT_CREDENTIALS if pipeline.credentials_rejected else EXIT_UNEXPECTED
+    return EXIT_UNEXPECTED
+
+
+def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -> int:
+    install_signal_handlers(pipeline.request_stop)
+    tune_memory()
+    health = start_health(config, pipeline)
+    try:
+        reason = pipeline.run(until_caught_up=until_caught_up)
+    except Exception:
+        log.exception("unexpected error")
+        return EXIT_UNEXPECTED
+    finally:
+        if health is not None:
+            health.stop()
+    summary = pipeline.summary.as_dict()
+    if reason == "fatal" and pipeline.fatal is not None:
+        print(f"error: {pipeline.fatal}", file=sys.stderr)
+    elif reason == "error" and pipeline.fatal_error is not None:
+        print(f"error: {pipeline.fatal_error}", file=sys.stderr)
+    elif reason == "breaker":
+        print(
+            "error: DLQ breaker tripped: more than "
+            f"{config.dlq.max_ratio:.0%} of the last {config.dlq.window} events were "
+            "dead-lettered; check the schema and the mapping (capi-consumer dlq inspect)",
+            file=sys.stderr,
+        )
+    log.info("run finished", extra={"reason": reason, **summary, **pipeline.summary.busy()})
+    return exit_code(reason, pipeline)
+
+
+def command(args: argparse.Namespace) -> int:
+    config = load_or_exit(args.config)
+    try:
+        config.require_for_run()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.observability.log_level, config.observability.log_format)
+    pipeline = Pipeline(config)
+    return run_pipeline(config, pipeline, args.until_caught_up)

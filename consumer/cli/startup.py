@@ -1,0 +1,51 @@
+"""What commands do as they start: load the config (or exit 2), tune the allocator."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import sys
+from typing import Final
+
+from consumer.config import AppConfig, ConfigError, load_config
+from consumer.exit_codes import EXIT_CONFIG
+
+
+def load_or_exit(path: str | None) -> AppConfig:
+    """Load the config; on error print the one-line message and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def tune_memory() -> None:
+    """Allocator settings for a process that turns over the same memory batch after batch.
+
+    The hot path allocates many short-lived dicts with no reference cycles: collect young objects
+    rarely, and keep start-up objects out of every full collection. Measured: a third less CPU
+    in `map_event` than under the default thresholds, and at 50,000 young objects each
+    collection still traversed the events in flight (~2-3 µs per event); at 200,000 a drain of
+    100k events triggers none.
+
+    glibc hands freed memory back to the kernel eagerly (the heap top above 128 KiB, blocks
+    above its mmap threshold), so each 1000-event batch faulted its pages back in: about one
+    page fault per event. Up to 64 MiB of freed heap is kept for reuse instead; the pipeline's
+    own limits (`delivery.max_pending_*`) still bound what is live.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(200_000, 20, 100)
+    if sys.platform.startswith("linux"):
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):  # not glibc-compatible: keep its defaults
+            return
+        mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+        mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's own ceiling for its dynamic threshold
+
+
+# mallopt(3) parameters (glibc's malloc.h).
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3

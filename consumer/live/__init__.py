@@ -1,0 +1,1 @@
+"""The service's live path: consume, decode, map, batch, deliver, settle, commit."""
