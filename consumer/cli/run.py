@@ -23,6 +23,7 @@ from consumer.exit_codes import (
 from consumer.live.pipeline import ExitReason, Pipeline
 from consumer.observability.health import HealthServer
 from consumer.observability.logs import setup_logging
+from transforms import envelope
 
 log = logging.getLogger("consumer.run")
 
@@ -71,9 +72,16 @@ def exit_code(reason: ExitReason, pipeline: Pipeline) -> int:
     return EXIT_UNEXPECTED
 
 
+def transforms_build() -> str:
+    """`compiled` when transforms/ was built with mypyc (`CAPI_CONSUMER_MYPYC=1` at install),
+    else `python`."""
+    return "python" if str(envelope.__file__).endswith(".py") else "compiled"
+
+
 def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -> int:
     install_signal_handlers(pipeline.request_stop)
     tune_memory()
+    log.info("transforms: %s", transforms_build())
     health = start_health(config, pipeline)
     try:
         reason = pipeline.run(until_caught_up=until_caught_up)

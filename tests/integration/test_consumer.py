@@ -14,6 +14,7 @@ import pytest
 
 from consumer.avro.decoding import Decoder
 from consumer.cli.produce import produce_events
+from consumer.cli.run import transforms_build
 from consumer.devtools.embedded_broker import EmbeddedBroker
 from consumer.devtools.samples import generate_events
 from consumer.live.pipeline import Pipeline
@@ -104,6 +105,8 @@ def test_delivers_exactly_what_map_produces_and_commits_the_end(
     assert stored == expected
     assert committed_offsets(broker, group, [topic]) == end_offsets(broker, [topic])
     assert read_dlq(broker, dlq) == [] or skipped > 0
+    # The start log says which build of transforms/ runs: the one this venv imports.
+    assert f'"transforms: {transforms_build()}"' in result.stderr
     # How busy the run was from its first record to its last commit (bench/ reads it).
     [finished] = [
         orjson.loads(line) for line in result.stderr.splitlines() if '"run finished"' in line
