@@ -233,43 +233,30 @@ def peer(
     }
 
 
-def raw(bootstrap: str, topics: list[str], events: int) -> dict[str, Any]:
+def pinned_module(module: str, arguments: list[str], timeout_s: float) -> dict[str, Any]:
+    """`python -m module arguments` pinned like the product: the JSON line it prints last, with
+    its CPU seconds (all threads) and peak RSS."""
     with tempfile.TemporaryFile() as out:
         cost = e2e.run_measured(
-            e2e.pinned(
-                [
-                    *(sys.executable, "-m", "bench.bench_raw", "--bootstrap", bootstrap),
-                    *("--group", "bench-raw", "--events", str(events), *topics),
-                ]
-            ),
-            600,
-            stdout=out,
-        )
-        out.seek(0)
-        result: dict[str, Any] = orjson.loads(out.read().splitlines()[-1])
-    return {**result, "cpu_s": round(cost.cpu_s, 2), "peak_rss_mb": round(cost.peak_rss_mb, 1)}
-
-
-def bare(bootstrap: str, topics: list[str], events: int, now_ms: int) -> dict[str, Any]:
-    """The bare loop (bench/bench_bare.py) on the product's backlog, pinned like the product."""
-    with tempfile.TemporaryFile() as out:
-        cost = e2e.run_measured(
-            e2e.pinned(
-                [
-                    *(sys.executable, "-m", "bench.bench_bare", "--bootstrap", bootstrap),
-                    *("--group", "bench-bare", "--events", str(events), "--now", str(now_ms)),
-                    *topics,
-                ]
-            ),
-            900,
-            stdout=out,
+            e2e.pinned([sys.executable, "-m", module, *arguments]), timeout_s, stdout=out
         )
         out.seek(0)
         lines = out.read().splitlines()
     if cost.returncode != 0 or not lines:
-        raise RuntimeError(f"bare loop failed: exit {cost.returncode}: {cost.stderr[-800:]}")
+        raise RuntimeError(f"{module} failed: exit {cost.returncode}: {cost.stderr[-800:]}")
     result: dict[str, Any] = orjson.loads(lines[-1])
-    return {**result, "peak_rss_mb": round(cost.peak_rss_mb, 1)}
+    return {**result, "cpu_s": round(cost.cpu_s, 2), "peak_rss_mb": round(cost.peak_rss_mb, 1)}
+
+
+def raw(bootstrap: str, topics: list[str], events: int) -> dict[str, Any]:
+    arguments = ["--bootstrap", bootstrap, "--group", "bench-raw", "--events", str(events)]
+    return pinned_module("bench.bench_raw", [*arguments, *topics], 600)
+
+
+def bare(bootstrap: str, topics: list[str], events: int, now_ms: int) -> dict[str, Any]:
+    """The bare loop (bench/bench_bare.py) on the product's backlog, pinned like the product."""
+    arguments = ["--bootstrap", bootstrap, "--group", "bench-bare", "--events", str(events)]
+    return pinned_module("bench.bench_bare", [*arguments, "--now", str(now_ms), *topics], 900)
 
 
 # Partition counts of the utilization rows, with the events of each drain and how many drains
