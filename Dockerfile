@@ -6,8 +6,11 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # Builder: wheels for the package (its compiled Avro reader, the `fast` extra: cavro) and
 # every dependency. The C compiler stays in this stage.
 FROM ${PYTHON_IMAGE} AS builder
+# REQUIRE_NATIVE_AVRO_READER: a base without a compiler or Python's headers fails the build
+# (setup.py), rather than shipping an image that silently decodes with the slower cavro.
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    REQUIRE_NATIVE_AVRO_READER=1
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*

@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format typecheck unit demo bench bench-peer bench-instructions clean
+.PHONY: install test lint format typecheck unit demo demo-serve bench bench-peer bench-instructions clean \
+	fuzz image image-test
 
 install: $(STAMP)
 
@@ -33,11 +34,16 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q -m "not integration"
 
+# -rs prints why a test was skipped (the browser test without Chromium, unless REQUIRE_BROWSER=1).
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -rs -p no:cacheprovider
 
 demo: install
 	$(BIN)/capi-consumer demo
+
+# The demo kept running: open the printed inspector and sandbox URLs; Ctrl-C stops everything.
+demo-serve: install
+	$(BIN)/capi-consumer demo --serve
 
 # The Quix Streams peer pins an older confluent-kafka: it gets its own virtualenv.
 PEER := bench/.peer-venv
@@ -54,6 +60,24 @@ bench: install bench-peer
 # The same comparisons counted in instructions by valgrind: no noise from a shared machine.
 bench-instructions: install bench-peer
 	$(BIN)/python -m bench.bench_instructions
+
+# The compiled Avro reader under ASan + UBSan, differentially with fastavro (tests/fuzz/fuzz.py);
+# failing inputs are saved in tests/fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= 0
+fuzz: install
+	$(BIN)/python -m tests.fuzz.fuzz --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
+
+# The container image, built and checked with podman (container/image.sh says what is checked).
+# PYTHON_IMAGE: the base image; unset, a local one is bootstrapped once with mmdebstrap.
+IMAGE ?= localhost/openai-capi-consumer:local
+PYTHON_IMAGE ?=
+image:
+	IMAGE="$(IMAGE)" PYTHON_IMAGE="$(PYTHON_IMAGE)" container/image.sh build
+
+# Checks the image `make image` built.
+image-test: install
+	IMAGE="$(IMAGE)" PYTHON_IMAGE="$(PYTHON_IMAGE)" container/image.sh test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info consumer/*/*.so

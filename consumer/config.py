@@ -11,11 +11,21 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
+from consumer.redaction import mask_userinfo
 from transforms.settings import MappingSettings
 
 ENV_PREFIX = "CAPI_CONSUMER_"
@@ -53,11 +63,45 @@ def _env_key(part: str, keep_case: bool) -> str:
 
 
 class ConfigError(Exception):
-    """A configuration that cannot be used; `str()` is the one line shown to the user."""
+    """A configuration that cannot be used; `str()` is what is shown to the user: one line per
+    problem, `configuration error: <key>: <message>`, sorted by key."""
 
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"configuration error: {key}: {message}" if key else message)
+    def __init__(self, key: str, message: str, *more: tuple[str, str]) -> None:
+        self.problems = sorted([(key, message), *more]) if more else [(key, message)]
+        self.key = self.problems[0][0]
+        super().__init__(
+            "\n".join(f"configuration error: {k}: {m}" if k else m for k, m in self.problems)
+        )
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]], sources: Mapping[str, str]) -> ConfigError:
+        """All `problems`, each naming the environment variable its key came from, if any."""
+        (key, message), *more = [(k, m + _env_note(k, sources)) for k, m in problems]
+        return cls(key, message, *more)
+
+
+def _env_note(key: str, sources: Mapping[str, str]) -> str:
+    """` (from CAPI_CONSUMER_…)` when `key` or a section holding it was set in the environment."""
+    for path, name in sources.items():
+        if key == path or key.startswith(path + "."):
+            return f" (from {name})"
+    return ""
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _secret_not_blank(value: SecretStr) -> SecretStr:
+    _not_blank(value.get_secret_value())
+    return value
+
+
+# Pixel ids and API keys: an empty or blank one is a configuration error, not a runtime KeyError.
+PixelId = Annotated[str, AfterValidator(_not_blank)]
+ApiKeyValue = Annotated[SecretStr, AfterValidator(_secret_not_blank)]
 
 
 class _Section(BaseModel):
@@ -68,7 +112,8 @@ class KafkaSettings(_Section):
     bootstrap_servers: str | None = None
     group_id: str = "openai-capi-consumer"
     topics: list[str] = Field(default_factory=list)
-    # Any librdkafka property (SASL/SSL, session.timeout.ms, ...), applied to every client.
+    # Any librdkafka property (SASL/SSL, session.timeout.ms, ...); each client gets those that
+    # apply to it (consumer/kafka_clients.py).
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # A mounted YAML/JSON map of librdkafka properties (sasl.password, ssl.key.password, ...)
     # merged over `settings`, so secrets stay out of the config file.
@@ -76,6 +121,9 @@ class KafkaSettings(_Section):
     # Messages taken per consume() call; the unit of bulk decode and map.
     consume_batch_size: int = Field(default=1000, ge=1, le=100_000)
     commit_interval_s: float = Field(default=1.0, gt=0)
+    # Bounded commands (`run --until-caught-up`, `backfill`, `produce`, `dlq`) give up when no
+    # broker answered for this long; a live run keeps trying (and is not ready meanwhile).
+    unreachable_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class SchemaSettings(_Section):
@@ -114,15 +162,15 @@ class Route(_Section):
 
     field: str
     values: list[str]
-    pixel_id: str
-    api_key: SecretStr | None = None
+    pixel_id: PixelId
+    api_key: ApiKeyValue | None = None
     api_key_file: str | None = None
 
 
 class CapiSettings(_Section):
     base_url: str = "https://bzr.openai.com"
-    pixel_id: str | None = None
-    api_key: SecretStr | None = None
+    pixel_id: PixelId | None = None
+    api_key: ApiKeyValue | None = None
     api_key_file: str | None = None
     integration_source: str = "openai-capi-consumer"
     routes: list[Route] = Field(default_factory=list)
@@ -163,7 +211,7 @@ class DlqSettings(_Section):
     topic: str = "openai-capi-consumer-dlq"
     max_ratio: float = Field(default=0.5, gt=0, le=1)
     window: int = Field(default=1000, ge=1)
-    # librdkafka properties for the DLQ producer only (the kafka.settings apply too).
+    # librdkafka properties for the DLQ producer only (over the kafka.settings for producers).
     producer_settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
@@ -174,6 +222,15 @@ class ObservabilitySettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # None: json when stderr is not a terminal, text when it is.
     log_format: Literal["json", "text"] | None = None
+
+
+class InspectorSettings(_Section):
+    """The events inspector (`GET /inspector` on the observability port): off by default. It
+    shows mapped payloads (identities masked): never expose it outside the cluster."""
+
+    enabled: bool = False
+    # The newest events kept in memory (a ring); the counters count every event since start.
+    max_events: int = Field(default=500, ge=1, le=100_000)
 
 
 class AppConfig(MappingSettings):
@@ -188,6 +245,9 @@ class AppConfig(MappingSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    inspector: InspectorSettings = Field(default_factory=InspectorSettings)
+    # Dotted key → the environment variable that set it (`load_config`), for error messages.
+    _env_sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -228,34 +288,56 @@ class AppConfig(MappingSettings):
         )
         return merged
 
-    def require_for_run(self) -> None:
-        """What `run`, `backfill` and `dlq replay` need beyond the mapping keys."""
+    def require_for_run(self, need_api_key: bool = True) -> None:
+        """What `run`, `backfill` and `dlq replay` need beyond the mapping keys; every missing
+        piece is reported at once. A dry run sends nothing: `need_api_key=False`."""
+        problems: list[tuple[str, str]] = []
         if not self.kafka.bootstrap_servers:
-            raise ConfigError("kafka.bootstrap_servers", "required")
+            problems.append(("kafka.bootstrap_servers", "required"))
         if not self.kafka.topics:
-            raise ConfigError("kafka.topics", "at least one topic is required")
+            problems.append(("kafka.topics", "at least one topic is required"))
+        for index, topic in enumerate(self.kafka.topics):
+            if not topic.strip():
+                problems.append((f"kafka.topics.{index}", "must not be empty"))
         if self.capi.pixel_id is None and not self.capi.routes:
-            raise ConfigError("capi.pixel_id", "required (or capi.routes)")
-        if self.capi.api_key is None and self.capi.api_key_file is None:
-            raise ConfigError("capi.api_key", "required (or capi.api_key_file)")
-        if self.capi.api_key_file is not None and not Path(self.capi.api_key_file).is_file():
-            raise ConfigError("capi.api_key_file", f"no such file: {self.capi.api_key_file}")
-        strategy = str(self.kafka_client_settings().get("partition.assignment.strategy", ""))
+            problems.append(("capi.pixel_id", "required (or capi.routes)"))
+        key_file = self.capi.api_key_file
+        if need_api_key and self.capi.api_key is None and key_file is None:
+            problems.append(("capi.api_key", "required (or capi.api_key_file)"))
+        if need_api_key and key_file is not None and not Path(key_file).is_file():
+            problems.append(("capi.api_key_file", f"no such file: {key_file}"))
+        client_settings: dict[str, Any] = {}
+        for check in (self.registry_client_settings, self.kafka_client_settings):
+            try:
+                client_settings = check()
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        strategy = str(client_settings.get("partition.assignment.strategy", ""))
         if "cooperative" in strategy:
             # Commits on revoke, pause/resume and bounded runs assume the eager protocol.
-            raise ConfigError(
-                "kafka.settings.partition.assignment.strategy",
-                "cooperative rebalancing is not supported; use range or roundrobin",
+            problems.append(
+                (
+                    "kafka.settings.partition.assignment.strategy",
+                    "cooperative rebalancing is not supported; use range or roundrobin",
+                )
             )
-        self.registry_client_settings()
+        if self.inspector.enabled and not self.observability.enabled:
+            problems.append(
+                ("inspector.enabled", "needs observability.enabled (it is served on that port)")
+            )
         for index, route in enumerate(self.capi.routes):
             key_source = route.api_key or route.api_key_file
-            if key_source is None and self.capi.api_key is None and not self.capi.api_key_file:
-                raise ConfigError(f"capi.routes.{index}.api_key", "required")
+            if need_api_key and key_source is None and self.capi.api_key is None and not key_file:
+                problems.append((f"capi.routes.{index}.api_key", "required"))
+        if problems:
+            raise ConfigError.of(problems, self._env_sources)
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`CAPI_CONSUMER_A__B=v` → `{"a": {"b": v}}`; JSON lists, objects and null are decoded."""
+def env_overrides(
+    environ: Mapping[str, str], sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`CAPI_CONSUMER_A__B=v` → `{"a": {"b": v}}`; JSON lists, objects and null are decoded.
+    `sources` receives each dotted key set and the variable that set it."""
     tree: dict[str, Any] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
@@ -270,6 +352,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(".".join(path), f"conflicts with {name}")
             node = child
         node[path[-1]] = _env_value(raw)
+        if sources is not None:
+            sources[".".join(path)] = name
     return tree
 
 
@@ -298,11 +382,16 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AppConfig:
     """Read the YAML file (optional), apply the environment, validate. Raises `ConfigError`."""
-    return validated(AppConfig, read_config_data(path, environ))
+    sources: dict[str, str] = {}
+    config = validated(AppConfig, read_config_data(path, environ, sources), sources=sources)
+    config._env_sources = sources
+    return config
 
 
 def read_config_data(
-    path: str | Path | None, environ: Mapping[str, str] | None = None
+    path: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The YAML file (optional) with the `CAPI_CONSUMER_` environment merged over it, not yet
     validated. Raises `ConfigError`."""
@@ -329,22 +418,30 @@ def read_config_data(
         if not isinstance(loaded, dict):
             raise ConfigError("", f"configuration error: {path}: the top level must be a mapping")
         data = loaded
-    return _merge(data, env_overrides(os.environ if environ is None else environ))
+    return _merge(data, env_overrides(os.environ if environ is None else environ, sources))
 
 
-def validated(model: type[_Model], data: Any, section: str = "") -> _Model:
-    """`data` as `model`; the first error as a `ConfigError` naming the key (under `section`)."""
+def validated(
+    model: type[_Model], data: Any, section: str = "", sources: Mapping[str, str] | None = None
+) -> _Model:
+    """`data` as `model`; every error, as a `ConfigError` naming the keys (under `section`) and
+    the environment variables they came from (`sources`)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join([section] * bool(section) + [str(part) for part in first["loc"]])
-        message = first["msg"]
-        if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            message = "unknown key"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        raise ConfigError(key or "(top level)", message) from None
+        problems = {_problem(error, section) for error in exc.errors()}
+        raise ConfigError.of(sorted(problems), sources or {}) from None
+
+
+def _problem(error: Any, section: str) -> tuple[str, str]:
+    """(dotted key, message) of one pydantic error."""
+    key = ".".join([section] * bool(section) + [str(part) for part in error["loc"]])
+    message = str(error["msg"])
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        message = "unknown key"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return key or "(top level)", message
 
 
 def is_secret_key(key: str) -> bool:
@@ -364,6 +461,8 @@ def masked(config: BaseModel) -> dict[str, Any]:
             return "***"
         if node is not None and key and is_secret_key(key) and not key.endswith("_file"):
             return "***"
+        if isinstance(node, str):
+            return mask_userinfo(node)  # https://user:pw@host → https://***@host
         return node
 
     dumped = config.model_dump(by_alias=True)

@@ -332,6 +332,13 @@ def _money(
             _money_field(item_index, "currency"),
             "not an active ISO 4217 currency code",
         )
+    if currency is not None and currency is not fallback_currency and exponent is None:
+        # Even without an amount: nothing can ever be priced in it (mapping.md, Money).
+        return Failed(
+            "invalid_value",
+            _money_field(item_index, "currency"),
+            "the currency has no minor unit, so no amount can be expressed in it",
+        )
     if raw_amount is not None:
         if pricing_currency is None:
             return Failed(

@@ -12,8 +12,8 @@
  *   (NULL) (BOOLEAN) (LONG) (FLOAT) (DOUBLE) (BYTES) (STRING)
  *   (RECORD, names: tuple[str], fields: tuple[node])
  *   (ENUM, symbols: tuple[str])
- *   (ARRAY, item: node, item_min_bytes: int)
- *   (MAP, value: node, value_min_bytes: int)
+ *   (ARRAY, item: node, item_min_bytes: int, item_charge: int)
+ *   (MAP, value: node, entry_min_bytes: int, entry_charge: int)
  *   (UNION, branches: tuple[node])
  *   (FIXED, size: int)
  *   (PROJECT, slot_count: int, target) -> a tuple of slot_count values (None unless stored)
@@ -52,15 +52,19 @@ enum {
     OP_INTO_UNION = 17,
 };
 
-/* Items of zero-byte types (null, empty records) cost no input: bound their count. */
-#define MAX_ZERO_WIDTH_ITEMS 1000000
+/* Items that build more objects than they take bytes (null, records of nulls: zero-width, or
+ * a boolean and a hundred nulls) would let a small message build a huge tree. Each such item
+ * charges the objects it builds (its "charge", computed by decoding.py; 0 for the others,
+ * which the bytes left bound) against this budget per message. decoding.py's pre-scan for the
+ * other readers uses the same number (_AMPLIFIED_OBJECTS). */
+#define MAX_AMPLIFIED_OBJECTS 250000
 
 typedef struct {
     const unsigned char *pos;
     const unsigned char *end;
     /* Per message, not per array: arrays of arrays of nulls would multiply a per-array bound
      * (each inner array costs 4 bytes of input). */
-    Py_ssize_t zero_width_left;
+    Py_ssize_t objects_left;
 } Cursor;
 
 /* With keep == 0 the datum is only read and checked, and the result is None. */
@@ -189,7 +193,7 @@ decode_record(PyObject *node, Cursor *cur, int keep)
 
 /* The count of the next array or map block (0 ends), checked against what is left. */
 static int
-read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *out)
+read_block_count(Cursor *cur, long min_bytes, long charge, Py_ssize_t *out)
 {
     int64_t count;
     if (read_long(cur, &count) < 0) {
@@ -210,18 +214,19 @@ read_block_count(Cursor *cur, long min_bytes, Py_ssize_t *out)
             return -1;
         }
     }
-    if (min_bytes > 0) {
-        if (count > (cur->end - cur->pos) / min_bytes) {
-            malformed("block count past the end of the input");
-            return -1;
-        }
-    }
-    else if (count > cur->zero_width_left) {
-        malformed("too many zero-width items");
+    if (min_bytes > 0 && count > (cur->end - cur->pos) / min_bytes) {
+        malformed("block count past the end of the input");
         return -1;
     }
-    else {
-        cur->zero_width_left -= (Py_ssize_t)count;
+    if (min_bytes == 0 && charge < 1) {
+        charge = 1; /* zero-width items are always charged */
+    }
+    if (charge > 0) {
+        if (count > cur->objects_left / charge) {
+            malformed("too many objects for the input (zero-width or amplifying items)");
+            return -1;
+        }
+        cur->objects_left -= (Py_ssize_t)count * charge;
     }
     *out = (Py_ssize_t)count;
     return 0;
@@ -267,6 +272,7 @@ decode_blocks(PyObject *node, Cursor *cur, int is_map, int keep)
 {
     PyObject *item = PyTuple_GET_ITEM(node, 1);
     long min_bytes = (long)small_int(PyTuple_GET_ITEM(node, 2));
+    long charge = (long)small_int(PyTuple_GET_ITEM(node, 3));
     if (is_map && min_bytes < 1) {
         min_bytes = 1; /* every entry has at least its key's length byte */
     }
@@ -276,7 +282,7 @@ decode_blocks(PyObject *node, Cursor *cur, int is_map, int keep)
         return NULL;
     }
     for (;;) {
-        if (read_block_count(cur, min_bytes, &count) < 0) {
+        if (read_block_count(cur, min_bytes, charge, &count) < 0) {
             goto fail;
         }
         if (count == 0) {
@@ -549,8 +555,10 @@ check_program(PyObject *node, int depth)
         }
         break;
     case OP_ARRAY: case OP_MAP:
-        if (size == 3 && PyLong_Check(PyTuple_GET_ITEM(node, 2)) &&
-            PyLong_AsLong(PyTuple_GET_ITEM(node, 2)) >= 0) {
+        if (size == 4 && PyLong_Check(PyTuple_GET_ITEM(node, 2)) &&
+            PyLong_AsLong(PyTuple_GET_ITEM(node, 2)) >= 0 &&
+            PyLong_Check(PyTuple_GET_ITEM(node, 3)) &&
+            PyLong_AsLong(PyTuple_GET_ITEM(node, 3)) >= 0) {
             return check_program(PyTuple_GET_ITEM(node, 1), depth + 1);
         }
         break;
@@ -657,7 +665,7 @@ reader_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
     }
     else {
         Cursor cur = {(const unsigned char *)view.buf + start,
-                      (const unsigned char *)view.buf + view.len, MAX_ZERO_WIDTH_ITEMS};
+                      (const unsigned char *)view.buf + view.len, MAX_AMPLIFIED_OBJECTS};
         result = decode_node(self->program, &cur, 1);
         if (result != NULL && cur.pos != cur.end) {
             Py_CLEAR(result);

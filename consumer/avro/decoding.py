@@ -192,22 +192,55 @@ class _NotCompilable(ValueError):
     """A schema the compiled reader does not take (recursive, logical types): use another."""
 
 
-def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
-    """The compiled reader's program for an Avro schema, and the fewest bytes a datum takes."""
-    named: dict[str, tuple[tuple[Any, ...], int]] = {}
+# Items that build more objects than they take bytes are charged against this many objects per
+# message (the compiled reader's MAX_AMPLIFIED_OBJECTS; `_prescan` for the other readers).
+_AMPLIFIED_OBJECTS: Final = 250_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A schema node compiled: the reader's program, the fewest bytes a datum takes, and the
+    most objects (values, record entries) reading one builds, outside its arrays and maps."""
+
+    program: tuple[Any, ...]
+    min_bytes: int
+    objects: int
+    # The objects and 64-byte units of a random datum as fastavro's generate_many makes it
+    # (arrays and maps of 10 items): whether sample records of the schema can be afforded.
+    sample_cost: int
+
+
+def _charge(item: _Compiled, overhead: int = 0) -> int:
+    """What each item of an array (map: overhead 1, the key) charges against the per-message
+    objects budget: its objects when they outnumber its bytes (a null item takes none), else 0."""
+    objects, min_bytes = item.objects + overhead, item.min_bytes + overhead
+    return objects if objects > min_bytes or min_bytes == 0 else 0
+
+
+def _compile(schema: Any, logical_as_base: bool = False) -> _Compiled:
+    """An Avro schema compiled (`_NotCompilable` when the compiled reader cannot read it).
+
+    `logical_as_base`: logical types compile as their underlying type (for `_prescanner`, which
+    only walks the bytes), instead of `_NotCompilable`.
+    """
+    named: dict[str, _Compiled] = {}
     defining: set[str] = set()
 
     def full_name(name: str, namespace: str) -> str:
         return name if "." in name or not namespace else f"{namespace}.{name}"
 
-    def compile_node(node: Any, namespace: str) -> tuple[tuple[Any, ...], int]:
+    def compile_node(node: Any, namespace: str) -> _Compiled:
         if isinstance(node, list):
             branches = [compile_node(branch, namespace) for branch in node]
-            smallest = min((size for _, size in branches), default=0)
-            return (_OPCODES["union"], tuple(program for program, _ in branches)), 1 + smallest
+            return _Compiled(
+                (_OPCODES["union"], tuple(branch.program for branch in branches)),
+                1 + min((branch.min_bytes for branch in branches), default=0),
+                max((branch.objects for branch in branches), default=1),
+                max((branch.sample_cost for branch in branches), default=1),
+            )
         if isinstance(node, str):
             if node in _OPCODES and node not in {"record", "enum", "array", "map", "union"}:
-                return (_OPCODES[node],), _MIN_BYTES.get(node, 1)
+                return _Compiled((_OPCODES[node],), _MIN_BYTES.get(node, 1), 1, 1)
             # A bare name means the one in the enclosing namespace first (fastavro, the spec),
             # even when a type of that name exists without a namespace.
             name = full_name(node, namespace)
@@ -218,7 +251,7 @@ def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
             if name not in named:
                 raise _NotCompilable(f"unknown type {node}")
             return named[name]
-        if not isinstance(node, dict) or "logicalType" in node:
+        if not isinstance(node, dict) or ("logicalType" in node and not logical_as_base):
             raise _NotCompilable("logical types are converted by fastavro")
         kind = node.get("type")
         if kind in {"record", "error", "enum", "fixed"}:
@@ -227,31 +260,203 @@ def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
             namespace = name.rpartition(".")[0]
             defining.add(name)
             if kind == "enum":
-                compiled: tuple[tuple[Any, ...], int] = (
-                    (_OPCODES["enum"], tuple(node["symbols"])),
-                    1,
-                )
+                compiled = _Compiled((_OPCODES["enum"], tuple(node["symbols"])), 1, 1, 1)
             elif kind == "fixed":
-                compiled = (_OPCODES["fixed"], int(node["size"])), int(node["size"])
+                size = int(node["size"])
+                compiled = _Compiled((_OPCODES["fixed"], size), size, 1, 1 + size // 64)
             else:
                 fields = [compile_node(field["type"], namespace) for field in node["fields"]]
                 names = tuple(sys.intern(field["name"]) for field in node["fields"])
-                compiled = (
-                    (_OPCODES["record"], names, tuple(program for program, _ in fields)),
-                    sum(size for _, size in fields),
+                compiled = _Compiled(
+                    (_OPCODES["record"], names, tuple(field.program for field in fields)),
+                    sum(field.min_bytes for field in fields),
+                    max(1, sum(field.objects for field in fields)),
+                    1 + sum(field.sample_cost for field in fields),
                 )
             defining.discard(name)
             named[name] = compiled
             return compiled
         if kind == "array":
-            item, size = compile_node(node["items"], namespace)
-            return (_OPCODES["array"], item, size), 1
+            item = compile_node(node["items"], namespace)
+            program = (_OPCODES["array"], item.program, item.min_bytes, _charge(item))
+            return _Compiled(program, 1, 1, 1 + 10 * item.sample_cost)
         if kind == "map":
-            value, size = compile_node(node["values"], namespace)
-            return (_OPCODES["map"], value, 1 + size), 1
+            value = compile_node(node["values"], namespace)
+            program = (_OPCODES["map"], value.program, 1 + value.min_bytes, _charge(value, 1))
+            return _Compiled(program, 1, 1, 1 + 10 * (1 + value.sample_cost))
         return compile_node(kind, namespace)
 
     return compile_node(schema, "")
+
+
+def _program(schema: Any) -> tuple[tuple[Any, ...], int]:
+    """The compiled reader's program for an Avro schema, and the fewest bytes a datum takes."""
+    compiled = _compile(schema)
+    return compiled.program, compiled.min_bytes
+
+
+# --- budgets for untrusted input --------------------------------------------------------------
+# Writer schemas come from a registry other teams register into, and bytes from any producer:
+# neither may make preparing a schema or decoding one message cost more than a fraction of a
+# second or a few tens of MB.
+
+_MAX_SCHEMA_BYTES: Final = 64 * 1024
+_MAX_SCHEMA_DEPTH: Final = 32
+_MAX_FIXED_SIZE: Final = 1024 * 1024
+# Values one datum builds outside its arrays and maps (a record of records that each use a
+# named record twice doubles at every level: depth alone does not bound it).
+_MAX_DATUM_OBJECTS: Final = 100_000
+# Sample records (the readers' self-checks) only when 32 of them cost less than this many
+# objects or 64-byte units; otherwise the check is skipped and fastavro reads the schema.
+_MAX_SAMPLE_COST: Final = 100_000
+
+
+def _writer_schema_problem(text: str, schema: Any) -> str | None:
+    """Why a registered writer schema is refused before anything else is done with it, or None.
+
+    Checked on the JSON alone: the size of its text, how deeply its types nest (records,
+    arrays, maps, unions), the size of its `fixed` types."""
+    if len(text.encode()) > _MAX_SCHEMA_BYTES:
+        return f"the schema is larger than {_MAX_SCHEMA_BYTES // 1024} KiB"
+    # Depth-first with an explicit stack: the JSON itself may nest deeper than Python recurses.
+    stack: list[tuple[Any, int]] = [(schema, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, list):
+            depth += 1
+            stack.extend((branch, depth) for branch in node)
+        elif isinstance(node, dict):
+            kind = node.get("type")
+            if kind in ("record", "error", "array", "map"):
+                depth += 1
+            if kind == "fixed":
+                size = node.get("size")
+                if isinstance(size, int) and size > _MAX_FIXED_SIZE:
+                    return f"a fixed type is larger than {_MAX_FIXED_SIZE // 1024 // 1024} MiB"
+            children = [node.get("items"), node.get("values")]
+            if isinstance(kind, (dict, list)):
+                children.append(kind)
+            fields = node.get("fields")
+            if isinstance(fields, list):
+                children.extend(f.get("type") for f in fields if isinstance(f, dict))
+            stack.extend((child, depth) for child in children if child is not None)
+        if depth > _MAX_SCHEMA_DEPTH:
+            return f"its types nest deeper than {_MAX_SCHEMA_DEPTH}"
+    return None
+
+
+def _prescanner(compiled: _Compiled) -> Callable[[bytes, int], None] | None:
+    """A check of a message's block counts against the bytes left and the per-message objects
+    budget, run before cavro or fastavro decode it (they trust a count: an array of 2^56 nulls
+    loops for ever or exhausts memory). The compiled reader checks the same as it reads.
+
+    None when no message needs it: items that take at least as many bytes as the objects they
+    build are bounded by the bytes. Otherwise messages too short to exceed the budget (the
+    project's events, with their items) skip the walk too.
+    """
+    ratio = 0.0  # the most charged objects per byte of message
+    seen: set[int] = set()
+    stack = [compiled.program]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node[0] in (_OPCODES["array"], _OPCODES["map"]):
+            if node[3]:
+                ratio += node[3] / node[2] if node[2] else float("inf")
+            stack.append(node[1])
+        elif node[0] == _OPCODES["record"]:
+            stack.extend(node[2])
+        elif node[0] == _OPCODES["union"]:
+            stack.extend(node[1])
+    if not ratio:
+        return None
+    free_bytes = int(_AMPLIFIED_OBJECTS / ratio)
+    program = compiled.program
+
+    def prescan(value: bytes, start: int) -> None:
+        if len(value) - start > free_bytes:
+            _Scan(value, start).node(program)
+
+    return prescan
+
+
+class _Scan:
+    """Walks an Avro body as the compiled reader does, building nothing: checks only what
+    bounds the work (lengths, block counts, union indexes), and charges items as it does.
+    Raises ValueError, as that reader does: the same dead letter whichever reader is in use."""
+
+    def __init__(self, value: bytes, start: int) -> None:
+        self._value, self._pos, self._end = value, start, len(value)
+        self._objects_left = _AMPLIFIED_OBJECTS
+
+    def long(self) -> int:
+        value, shift, data = 0, 0, self._value
+        while self._pos < self._end and shift < 70:
+            byte = data[self._pos]
+            self._pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (value >> 1) ^ -(value & 1)
+            shift += 7
+        raise ValueError("truncated or overlong varint")
+
+    def skip(self, size: int) -> None:
+        if size < 0 or size > self._end - self._pos:
+            raise ValueError("length past the end of the input")
+        self._pos += size
+
+    def node(self, node: tuple[Any, ...]) -> None:
+        op = node[0]
+        if op in (_OPCODES["long"], _OPCODES["enum"]):
+            self.long()
+        elif op in (_OPCODES["bytes"], _OPCODES["string"]):
+            self.skip(self.long())
+        elif op in (_OPCODES["boolean"], _OPCODES["float"], _OPCODES["double"]):
+            self.skip({1: 1, 3: 4, 4: 8}[op])
+        elif op == _OPCODES["fixed"]:
+            self.skip(node[1])
+        elif op == _OPCODES["record"]:
+            for field in node[2]:
+                self.node(field)
+        elif op == _OPCODES["union"]:
+            index = self.long()
+            if not 0 <= index < len(node[1]):
+                raise ValueError("union index out of range")
+            self.node(node[1][index])
+        elif op in (_OPCODES["array"], _OPCODES["map"]):
+            self.blocks(node, is_map=op == _OPCODES["map"])
+
+    def blocks(self, node: tuple[Any, ...], is_map: bool) -> None:
+        item, min_bytes, charge = node[1], max(node[2], int(is_map)), node[3]
+        while count := self.long():
+            if count < 0:
+                count = -count
+                if self.long() < 0:  # the block's size in bytes: read, not trusted
+                    raise ValueError("negative block size")
+            if min_bytes and count > (self._end - self._pos) // min_bytes:
+                raise ValueError("block count past the end of the input")
+            charge = charge or (0 if min_bytes else 1)
+            if charge:
+                if count * charge > self._objects_left:
+                    raise ValueError("too many objects for the input")
+                self._objects_left -= count * charge
+            for _ in range(count):
+                if is_map:
+                    self.skip(self.long())
+                self.node(item)
+
+
+def _guarded(decode: BodyDecoder, prescan: Callable[[bytes, int], None] | None) -> BodyDecoder:
+    if prescan is None:
+        return decode
+
+    def guarded(value: bytes, start: int) -> Record:
+        prescan(value, start)
+        return decode(value, start)
+
+    return guarded
 
 
 # --- projection: the compiled reader reads only the values a mapping needs -----------------
@@ -330,7 +535,7 @@ def _projection(
 
     def item_list(node: tuple[Any, ...]) -> tuple[Any, ...]:
         if node[0] == array:
-            return (array, item(node[1]), node[2])
+            return (array, item(node[1]), *node[2:])
         if node[0] == union:
             return (union, tuple(item_list(branch) for branch in node[1]))
         return node
@@ -496,7 +701,14 @@ def _checked(
 
 
 def _random_bodies(parsed_schema: Any) -> list[bytes]:
-    """Avro bodies of random records of the schema: every union branch gets exercised."""
+    """Avro bodies of random records of the schema: every union branch gets exercised. None
+    when the records would be too large (arrays of arrays, large `fixed` types)."""
+    try:
+        sample_cost = _compile(parsed_schema, logical_as_base=True).sample_cost
+    except _NotCompilable:  # recursive: fastavro's records stay small at random
+        sample_cost = 1
+    if sample_cost * _SELF_CHECK_RANDOM > _MAX_SAMPLE_COST:
+        return []
     bodies = []
     for record in generate_many(parsed_schema, _SELF_CHECK_RANDOM):
         stream = io.BytesIO()
@@ -588,6 +800,10 @@ class Decoder:
             registry = registry_client(settings)
         self._confluent = _uses_confluent_framing(settings, registry is not None)
         self._registry = registry if self._confluent else None
+        try:
+            self._prescan = _prescanner(_compile(self._schema, logical_as_base=True))
+        except _NotCompilable:
+            self._prescan = None  # recursive: the local schema is the operator's own
         self._engine, self._local = self._choose_engine(settings.decoder)
         # Registry writer schemas that differ from the local one are resolved by cavro when it
         # agrees (the compiled reader reads a schema as written, it does not resolve).
@@ -633,7 +849,9 @@ class Decoder:
             from consumer.avro._avro_reader import Reader
 
             reader: Callable[[bytes, int], Values] = Reader(program, _TrailingBytesError)
-        except (_NotCompilable, _NotProjectable) as exc:
+        # _NotCompilable, _NotProjectable, and the reader's own limits ("program nested too
+        # deeply": a projection nests a little deeper than the schema it reads).
+        except ValueError as exc:
             log.info("Avro decoder reads whole records (%s)", exc)
             return None
 
@@ -673,8 +891,12 @@ class Decoder:
             located = self._locate(value) if value else _NO_VALUE
             if isinstance(located, DecodeFailure):
                 return located
-            body, start = located
             assert value is not None
+            return project_at(located[0], value, located[1])
+
+        def project_at(
+            body: BodyDecoder, value: bytes, start: int
+        ) -> Values | Record | DecodeFailure:
             if body is not self._local:
                 return self._decode_body(body, value, start)
             values: Values | DecodeFailure = _read(reader, value, start)
@@ -682,9 +904,13 @@ class Decoder:
                 return self._decode_body(body, value, start)  # extras put back by the decode
             return values
 
+        # The samples are checked in the source's framing (a Confluent header shifts the body).
+        start = _HEADER.size if self._confluent else 0
+        header = _HEADER.pack(MAGIC_BYTE, 0) if self._confluent else b""
         expected = _reference_values(PathReader(paths), items_slot, PathReader(item_paths))
         for body in self._sample_bodies:
-            whole, got = self._decode_body(self._local, body, 0), project(body)
+            whole = self._decode_body(self._local, body, 0)
+            got = project_at(self._local, header + body, start)
             if isinstance(whole, DecodeFailure):
                 continue
             if isinstance(got, dict):
@@ -748,23 +974,45 @@ class Decoder:
         return body
 
     def _prepare_writer(self, schema_id: int, registered: Schema) -> BodyDecoder | DecodeFailure:
+        """The body decoder for a registered writer schema, or why its messages are undecodable.
+
+        Bounded whatever the schema (see "budgets for untrusted input"): refused when too large,
+        too deep, recursive or amplifying; sample records only when they are small.
+        """
         if (registered.schema_type or "AVRO") != "AVRO":
             return _failure(f"schema id {schema_id} is a {registered.schema_type} schema, not Avro")
+        text = registered.schema_str or ""
         try:
-            writer_schema = json.loads(registered.schema_str or "")
+            writer_schema = json.loads(text)
+        except Exception as exc:
+            return _failure(f"schema id {schema_id} is not a valid Avro schema ({exc})")
+        problem = _writer_schema_problem(text, writer_schema)
+        if problem is not None:
+            return _failure(f"schema id {schema_id} refused: {problem}")
+        try:
             if to_parsing_canonical_form(writer_schema) == self._canonical:
                 return self._local
             writer = fastavro.parse_schema(writer_schema)
         except Exception as exc:
             return _failure(f"schema id {schema_id} is not a valid Avro schema ({exc})")
-        resolved = _fastavro_decoder(writer, self._parsed)
+        try:
+            compiled = _compile(writer_schema, logical_as_base=True)
+        except _NotCompilable as exc:
+            return _failure(f"schema id {schema_id} refused: {exc}")
+        if compiled.objects > _MAX_DATUM_OBJECTS:
+            return _failure(
+                f"schema id {schema_id} refused: a record builds more than "
+                f"{_MAX_DATUM_OBJECTS} values"
+            )
+        prescan = _prescanner(compiled)
+        resolved = _guarded(_fastavro_decoder(writer, self._parsed), prescan)
         try:
             bodies = _random_bodies(writer)
             for body in bodies:
                 resolved(body, 0)
         except Exception as exc:
             return _failure(f"schema id {schema_id} cannot be read as the project schema ({exc})")
-        if self._cavro_reader is not None:
+        if self._cavro_reader is not None and bodies:
             try:
                 fast = _cavro_decoder(
                     self._cavro_reader.reader_for_writer(_cavro_schema(writer_schema))
@@ -774,14 +1022,14 @@ class Decoder:
                 agrees = False
                 log.warning("schema id %s: cavro failed (%s)", schema_id, type(exc).__name__)
             if agrees:
-                return fast
+                return _guarded(fast, prescan)
             log.warning("schema id %s: decoded with fastavro (cavro disagrees)", schema_id)
         return resolved
 
     def _choose_engine(self, choice: str) -> tuple[str, BodyDecoder]:
         """The fastest decoder allowed by `choice` that is present and gives exactly fastavro's
         output on sample records; `ConfigError` when the one asked for cannot be used."""
-        reference = _fastavro_decoder(self._parsed)
+        reference = _guarded(_fastavro_decoder(self._parsed), self._prescan)
         if choice == "fastavro":
             return "fastavro", reference
         candidates: dict[str, tuple[Callable[[], bool], str, Callable[[], BodyDecoder]]] = {
@@ -793,7 +1041,7 @@ class Decoder:
             "cavro": (
                 _cavro_available,
                 "cavro is not installed (pip install '.[fast]')",
-                lambda: _cavro_decoder(_cavro_schema(self._schema)),
+                lambda: _guarded(_cavro_decoder(_cavro_schema(self._schema)), self._prescan),
             ),
         }
         bodies: list[bytes] | None = None

@@ -39,10 +39,18 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumer.cli.progress import Progress, print_report
 from consumer.cli.run import run_pipeline
-from consumer.cli.startup import load_or_exit
+from consumer.cli.startup import SMALLEST_EPOCH_MS, load_or_exit
 from consumer.config import AppConfig, ConfigError
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
+from consumer.live.kafka_clients import consumer_settings
 from consumer.live.pipeline import Pipeline, Plan
+from consumer.live.reachability import (
+    ErrorCause,
+    KafkaUnreachable,
+    await_metadata,
+    client_logger,
+    missing_topics,
+)
 from consumer.observability.logs import setup_logging
 from transforms.capi_rules import WINDOW_PAST_MS
 
@@ -58,8 +66,6 @@ _MASKED_TOP_LEVEL = ("oppref",)
 _MASKED_USER = ("ip_address", "user_agent", "obref")
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Below this, a number is far more likely epoch seconds than milliseconds (it is March 1973).
-_SMALLEST_EPOCH_MS = 100_000_000_000
 
 
 class RangeError(ValueError):
@@ -70,11 +76,14 @@ class MissingTopic(RangeError):
     """A topic the broker does not know."""
 
 
-def range_failure(exc: RangeError | KafkaException) -> int:
+def range_failure(exc: RangeError | KafkaException | KafkaUnreachable) -> int:
     """Say why a range could not be resolved (one line on stderr); the exit code for it."""
     if isinstance(exc, RangeError):
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
+    if isinstance(exc, KafkaUnreachable):
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
     print(f"error: Kafka: {exc}", file=sys.stderr)
     return EXIT_UNEXPECTED
 
@@ -132,7 +141,7 @@ def parse_time_ms(text: str, option: str) -> int:
     value = text.strip()
     if value.isdigit():
         ms = int(value)
-        if ms < _SMALLEST_EPOCH_MS:
+        if ms < SMALLEST_EPOCH_MS:
             raise RangeError(f"{option}: {value} looks like epoch seconds; give epoch milliseconds")
         return ms
     try:
@@ -340,8 +349,10 @@ class Snapshot:
 @contextlib.contextmanager
 def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
     """A consumer for metadata, committed offsets and bounded reads. It never subscribes, so it
-    never joins `group_id`; it commits only when told to (`store_snapshot`)."""
-    settings = config.kafka_consumer_settings()
+    never joins `group_id`; it commits only when told to (`store_snapshot`). `KafkaUnreachable`
+    when no broker answers within `kafka.unreachable_timeout_s`."""
+    cause = ErrorCause()
+    settings = consumer_settings(config.kafka_consumer_settings())
     settings.update(
         {
             "group.id": group_id,
@@ -349,10 +360,16 @@ def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            "allow.auto.create.topics": False,
+            "logger": client_logger("librdkafka.admin"),
+            "error_cb": cause,
         }
     )
     consumer = Consumer(settings)
     try:
+        await_metadata(
+            consumer, str(settings["bootstrap.servers"]), config.kafka.unreachable_timeout_s, cause
+        )
         yield consumer
     finally:
         consumer.close()
@@ -361,13 +378,16 @@ def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
 def partitions_of(
     consumer: Consumer, topics: tuple[str, ...] | list[str]
 ) -> list[TopicPartitionKey]:
-    keys: list[TopicPartitionKey] = []
-    for topic in topics:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise MissingTopic(f"topic {topic!r} does not exist")
-        keys.extend((topic, partition) for partition in sorted(metadata.partitions))
-    return keys
+    # Metadata for all topics: naming one could create it on a broker that auto-creates.
+    metadata = consumer.list_topics(timeout=10)
+    missing = missing_topics(metadata, topics)
+    if missing:
+        raise MissingTopic(f"topic {missing[0]!r} does not exist")
+    return [
+        (topic, partition)
+        for topic in topics
+        for partition in sorted(metadata.topics[topic].partitions)
+    ]
 
 
 def watermarks(
@@ -610,11 +630,7 @@ def run_bounded(
 
 def require_config(config: AppConfig, dry_run: bool) -> None:
     """`run`'s requirements; a dry run sends nothing, so it needs no API key."""
-    try:
-        config.require_for_run()
-    except ConfigError as exc:
-        if not (dry_run and exc.key.endswith(("api_key", "api_key_file"))):
-            raise
+    config.require_for_run(need_api_key=not dry_run)
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -700,7 +716,7 @@ def command(args: argparse.Namespace) -> int:
             )
             if not read_range(consumer, bounds.remaining, count.visitor(backfill_range, now_ms)):
                 log.warning("the broker stopped answering while counting; the count is partial")
-    except (RangeError, KafkaException) as exc:
+    except (RangeError, KafkaException, KafkaUnreachable) as exc:
         return range_failure(exc)
     expired: Literal["dlq", "skip"] = "dlq" if args.dlq_expired else "skip"
     if count.too_old:

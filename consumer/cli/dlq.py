@@ -54,7 +54,9 @@ from consumer.config import AppConfig, ConfigError
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK
 from consumer.live.dlq import REASONS, DeadLetterCodec, Origin
 from consumer.live.pipeline import Plan
+from consumer.live.reachability import KafkaUnreachable
 from consumer.observability.logs import setup_logging
+from consumer.redaction import redact_text
 
 log = logging.getLogger("consumer.dlq_tools")
 
@@ -162,7 +164,7 @@ def replay_command(args: argparse.Namespace) -> int:
                 bounds = resolve(stored=None)
             if not args.dry_run and not bounds.resumed:
                 store_snapshot(consumer, bounds)
-    except (RangeError, KafkaException) as exc:
+    except (RangeError, KafkaException, KafkaUnreachable) as exc:
         return range_failure(exc)
     letters = DeadLetters()
     accepted = set(reasons)
@@ -219,10 +221,11 @@ def example_of(message: Message, record: dict[str, Any] | None) -> dict[str, Any
     dlq_position = f"{message.topic()}[{message.partition()}]@{message.offset()}"
     if record is None:
         return {"dlq_position": dlq_position, "bytes": len(message.value() or b"")}
-    text = str(record["message"])
+    # Redacted again: records written by older versions kept the API's text as it came.
+    text = redact_text(str(record["message"]))
     return {
         "message": text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…",
-        "field": record["field"],
+        "field": redact_text(record["field"]) if record["field"] else record["field"],
         "http_status": record["http_status"],
         "source": f"{record['topic']}[{record['partition']}]@{record['offset']}",
         "record_time": iso_ms(record["timestamp"]),
@@ -278,7 +281,7 @@ def inspect_command(args: argparse.Namespace) -> int:
             except MissingTopic:
                 keys = []  # nothing was ever dead-lettered
             complete = read_range(consumer, watermarks(consumer, keys), inspection.visit)
-    except (RangeError, KafkaException) as exc:
+    except (RangeError, KafkaException, KafkaUnreachable) as exc:
         return range_failure(exc)
     ordered = sorted(inspection.reasons.items(), key=lambda item: -item[1].count)
     report: dict[str, Any] = {

@@ -21,8 +21,8 @@ from typing import IO, Any, Final
 
 import orjson
 
-from consumer.cli.startup import load_or_exit, tune_memory
-from consumer.exit_codes import EXIT_OK, EXIT_UNEXPECTED
+from consumer.cli.startup import SMALLEST_EPOCH_MS, load_or_exit, tune_memory
+from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
 from transforms import CompiledMapping, Failed, Mapped, MappingSettings, Outcome, Skipped, map_event
 
 CHUNK_LINES: Final = 1000
@@ -134,7 +134,16 @@ def _map_chunk(chunk: list[bytes]) -> bytes:
 
 
 def command(args: argparse.Namespace) -> int:
+    if args.diff is not None:
+        from consumer.cli.map_diff import command as diff_command
+
+        return diff_command(args)
     config = load_or_exit(args.config)
+    if args.now is not None and args.now < SMALLEST_EPOCH_MS:
+        print(
+            f"--now: {args.now} looks like epoch seconds; give epoch milliseconds", file=sys.stderr
+        )
+        return EXIT_CONFIG
     now_ms = args.now if args.now is not None else time.time_ns() // 1_000_000
     tune_memory()
     try:

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("map", help="map CA events (JSON lines on stdin) to CAPI events")
     _config_arg(p, required=False)
     p.add_argument("--now", type=int, metavar="EPOCH_MS", help="the clock (default: now)")
+    p.add_argument(
+        "--diff",
+        metavar="NEW_CONFIG",
+        help="map with --config (old; default: the default mapping) and NEW_CONFIG; print the "
+        "lines whose output differs",
+    )
     p.set_defaults(handler=_handler("consumer.cli.map"))
 
     p = commands.add_parser("run", help="consume, map and deliver (the service)")
@@ -57,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p, required=False)
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="overrides kafka.bootstrap_servers")
     p.set_defaults(handler=_handler("consumer.cli.produce"))
+
+    p = commands.add_parser("sample", help="write realistic CA events (JSON lines) to stdout")
+    p.add_argument("--count", type=int, default=100, metavar="N")
+    p.add_argument("--seed", type=int, metavar="S", help="the same seed gives the same events")
+    p.add_argument("--now", type=int, metavar="EPOCH_MS", help="events fall in the hour before")
+    p.add_argument(
+        "--invalid-ratio",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="share of events built to be dead-lettered or skipped (default 0)",
+    )
+    p.set_defaults(handler=_handler("consumer.cli.sample"))
 
     p = commands.add_parser("sandbox", help="a local, strict OpenAI CAPI endpoint")
     p.add_argument("--host", default="127.0.0.1")
@@ -103,10 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check only the mapping keys (what `map` needs), not what `run` needs",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="mapping paths the Avro schema cannot fill are errors (exit 2), not warnings",
+    )
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="send one validate_only sample event per configured pixel (nothing is stored)",
+    )
     p.set_defaults(handler=_handler("consumer.cli.config_check"))
 
     p = commands.add_parser("demo", help="end to end on an embedded broker and the sandbox")
     p.add_argument("--events", type=int, default=3000)
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep running with the events inspector and a trickle of events until Ctrl-C",
+    )
+    p.add_argument(
+        "--port", type=int, default=0, help="--serve: the inspector's port (default: any free)"
+    )
     p.set_defaults(handler=_handler("consumer.cli.demo"))
     return parser
 

@@ -10,17 +10,22 @@ skipped; blank lines are ignored.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from consumer.avro.decoding import EncodeError, Encoder, RegistryRejected, RegistryUnavailable
 from consumer.config import AppConfig, ConfigError, load_config
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
+from consumer.live.kafka_clients import producer_settings
+from consumer.live.reachability import ErrorCause, KafkaUnreachable, await_metadata, client_logger
+from consumer.observability.logs import setup_logging
+from consumer.redaction import redact_log
 from transforms.timestamps import parse_timestamp_ms
 
 _POLL_EVERY: Final = 1000
@@ -75,25 +80,42 @@ def produce_numbered(
     *,
     bootstrap_servers: str | None = None,
     on_skip: OnSkip | None = None,
+    on_fail: OnSkip | None = None,
     encoder: Encoder | None = None,
 ) -> ProduceReport:
-    """`produce_events` for events that carry their own numbers (input line numbers)."""
+    """`produce_events` for events that carry their own numbers (input line numbers). An event
+    the producer refuses or the broker does not acknowledge is counted as failed (and given to
+    `on_fail`); the others are still produced and flushed. `KafkaUnreachable` when no broker
+    answers within `kafka.unreachable_timeout_s`."""
     bootstrap = bootstrap_servers or config.kafka.bootstrap_servers
     if not bootstrap:
         raise ConfigError("kafka.bootstrap_servers", "required (or --bootstrap)")
     encoder = encoder or Encoder(config.schema_settings)
     report = ProduceReport()
+    cause = ErrorCause()
     producer = Producer(
-        {**_PRODUCER_DEFAULTS, **config.kafka_client_settings(), "bootstrap.servers": bootstrap}
+        {
+            **_PRODUCER_DEFAULTS,
+            **producer_settings(config.kafka_client_settings()),
+            "bootstrap.servers": bootstrap,
+            "logger": client_logger("librdkafka.produce"),
+            "error_cb": cause,
+        }
     )
+    await_metadata(producer, bootstrap, config.kafka.unreachable_timeout_s, cause)
 
-    def on_delivery(error: KafkaError | None, _message: Message) -> None:
-        if error is None:
-            report.produced += 1
-            return
+    def failed(number: int, reason: str) -> None:
         report.failed += 1
         if len(report.errors) < 5:
-            report.errors.append(str(error))
+            report.errors.append(reason)
+        if on_fail is not None:
+            on_fail(number, reason)
+
+    def on_delivery(number: int, error: KafkaError | None, _message: object) -> None:
+        if error is None:
+            report.produced += 1
+        else:
+            failed(number, error.str())
 
     for number, event in numbered_events:
         try:
@@ -108,11 +130,18 @@ def produce_numbered(
         while True:
             try:
                 producer.produce(
-                    topic, value, key, timestamp=timestamp or 0, on_delivery=on_delivery
+                    topic,
+                    value,
+                    key,
+                    timestamp=timestamp or 0,
+                    on_delivery=functools.partial(on_delivery, number),
                 )
-                break
             except BufferError:  # the local queue is full: let deliveries drain it
                 producer.poll(0.1)
+                continue
+            except KafkaException as exc:  # refused before queueing (too large, ...)
+                failed(number, _refusal(exc.args[0], len(value)))
+            break
         if number % _POLL_EVERY == 0:
             producer.poll(0)
     unsent = producer.flush(_FLUSH_TIMEOUT_S)
@@ -120,6 +149,12 @@ def produce_numbered(
         report.failed += unsent
         report.errors.append(f"{unsent} records not acknowledged within {_FLUSH_TIMEOUT_S:.0f}s")
     return report
+
+
+def _refusal(error: KafkaError, size: int) -> str:
+    if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        return f"{size} bytes once encoded, more than the producer accepts (message.max.bytes)"
+    return error.str()
 
 
 def _record_key(event: Any) -> bytes | None:
@@ -171,6 +206,10 @@ def command(args: argparse.Namespace) -> int:
         skipped += 1
         print(f"line {number}: skipped: {message}", file=sys.stderr)
 
+    def report_failure(number: int, message: str) -> None:
+        print(f"line {number}: not produced: {message}", file=sys.stderr)
+
+    setup_logging(config.observability.log_level, config.observability.log_format)
     try:
         report = produce_numbered(
             config,
@@ -178,18 +217,26 @@ def command(args: argparse.Namespace) -> int:
             _numbered_lines(sys.stdin.buffer, report_skip),
             bootstrap_servers=args.bootstrap,
             on_skip=report_skip,
+            on_fail=report_failure,
             encoder=encoder,
         )
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
+    except KafkaUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
     except (RegistryUnavailable, RegistryRejected) as exc:
-        print(f"produce: schema registry: {exc}", file=sys.stderr)
+        print(f"produce: schema registry: {redact_log(str(exc))}", file=sys.stderr)
         return EXIT_UNEXPECTED
     # `skipped` also counts the lines that were not JSON objects, which never reach the report.
-    print(f"produced {report.produced} events to {args.topic}, skipped {skipped}")
+    print(
+        f"produced {report.produced} events to {args.topic}, skipped {skipped}, "
+        f"failed {report.failed}"
+    )
     if not report.ok:
-        for error in report.errors:
+        unacknowledged = report.errors[-1:] if "not acknowledged" in report.errors[-1] else []
+        for error in unacknowledged:
             print(f"produce: delivery failed: {error}", file=sys.stderr)
         return EXIT_UNEXPECTED
     return EXIT_OK

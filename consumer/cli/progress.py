@@ -106,9 +106,50 @@ class Progress:
             self._drawn = False
 
 
+_RULE = "-" * 64
+
+
+def summary_lines(summary: dict[str, Any], title: str) -> list[str]:
+    """The human summary of a run (`demo`, `run --until-caught-up`): counts by outcome and the
+    check that every event read was settled."""
+    rows: list[tuple[str, object]] = [
+        ("events read", summary["read"]),
+        ("delivered (accepted by the API)", summary["delivered"]),
+    ]
+    rows += [(f"skipped: {reason}", n) for reason, n in sorted(summary["skipped"].items())]
+    rows += [
+        (f"dead-lettered: {reason}", n) for reason, n in sorted(summary["dead_lettered"].items())
+    ]
+    rows += [
+        ("HTTP requests (batches)", f"{summary['requests']} ({summary['batches']})"),
+        ("throughput", f"{summary['events_per_s']:,.0f} events/s"),
+    ]
+    settled = (
+        summary["delivered"]
+        + summary.get("filtered", 0)
+        + sum(summary["skipped"].values())
+        + sum(summary["dead_lettered"].values())
+    )
+    verdict = "every event accounted for" if settled == summary["read"] else "EVENTS MISSING"
+    return [
+        _RULE,
+        title,
+        _RULE,
+        *(f"{label:<44}{value!s:>20}" for label, value in rows),
+        _RULE,
+        f"{verdict}: {settled} of {summary['read']} settled, offsets committed",
+    ]
+
+
 def _text_lines(report: dict[str, Any], indent: str = "") -> Iterable[str]:
+    dry_run = report.get("dry_run") is True
     for key, value in report.items():
-        name = key.replace("_", " ")
+        # A dry run dead-letters nothing: it counts what would have been.
+        name = (
+            "would be dead-lettered"
+            if dry_run and key == "dead_lettered"
+            else key.replace("_", " ")
+        )
         if isinstance(value, dict):
             if not value:
                 yield f"{indent}{name:<24} -"

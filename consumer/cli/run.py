@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
+from consumer.cli.progress import summary_lines
 from consumer.cli.startup import load_or_exit, tune_memory
 from consumer.config import AppConfig, ConfigError
 from consumer.exit_codes import (
@@ -21,7 +22,8 @@ from consumer.exit_codes import (
     EXIT_UNEXPECTED,
 )
 from consumer.live.pipeline import ExitReason, Pipeline
-from consumer.observability.health import HealthServer
+from consumer.live.reachability import KafkaUnreachable, MissingTopics
+from consumer.observability.health import HealthServer, PortUnavailable
 from consumer.observability.logs import setup_logging
 from transforms import envelope
 
@@ -48,15 +50,13 @@ def start_health(config: AppConfig, pipeline: Pipeline) -> HealthServer | None:
     if not settings.enabled:
         return None
 
-    def ready() -> tuple[bool, str]:
-        if pipeline.credentials_rejected:
-            return False, "API credentials or pixel rejected"
-        if not pipeline.kafka_reachable:
-            return False, "Kafka not reachable yet"
-        return True, "ok"
-
     server = HealthServer(
-        pipeline.metrics, lambda: pipeline.heartbeat, ready, settings.host, settings.port
+        pipeline.metrics,
+        lambda: pipeline.heartbeat,
+        pipeline.readiness,
+        settings.host,
+        settings.port,
+        pipeline.inspector,
     )
     server.start()
     return server
@@ -82,9 +82,19 @@ def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -
     install_signal_handlers(pipeline.request_stop)
     tune_memory()
     log.info("transforms: %s", transforms_build())
-    health = start_health(config, pipeline)
+    try:
+        health = start_health(config, pipeline)
+    except PortUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)  # before anything is consumed
+        return EXIT_UNEXPECTED
     try:
         reason = pipeline.run(until_caught_up=until_caught_up)
+    except KafkaUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    except MissingTopics as exc:
+        print(f"error: {exc} (kafka.topics)", file=sys.stderr)
+        return EXIT_CONFIG
     except Exception:
         log.exception("unexpected error")
         return EXIT_UNEXPECTED
@@ -114,6 +124,15 @@ def command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
+    from consumer.avro.schema_check import mapping_schema_problems
+
+    for problem in mapping_schema_problems(config):
+        print(f"warning: {problem}", file=sys.stderr)
     setup_logging(config.observability.log_level, config.observability.log_format)
     pipeline = Pipeline(config)
-    return run_pipeline(config, pipeline, args.until_caught_up)
+    code = run_pipeline(config, pipeline, args.until_caught_up)
+    if args.until_caught_up and pipeline.ran:
+        # The same human summary `demo` prints (the JSON one is the `run finished` log line).
+        lines = summary_lines(pipeline.summary.as_dict(), "openai-capi-consumer run")
+        print("\n".join([*lines, lines[0]]))
+    return code

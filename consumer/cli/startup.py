@@ -10,6 +10,9 @@ from typing import Final
 from consumer.config import AppConfig, ConfigError, load_config
 from consumer.exit_codes import EXIT_CONFIG
 
+# Below this, a time in epoch milliseconds is far more likely epoch seconds (it is March 1973).
+SMALLEST_EPOCH_MS: Final = 100_000_000_000
+
 
 def load_or_exit(path: str | None) -> AppConfig:
     """Load the config; on error print the one-line message and exit 2."""

@@ -33,6 +33,7 @@ import orjson
 from consumer.config import DeliverySettings
 from consumer.live.batching import Batch, Pending
 from consumer.observability.metrics import Metrics
+from consumer.redaction import redact_text
 from transforms import capi_rules
 
 log = logging.getLogger("consumer.delivery")
@@ -112,7 +113,8 @@ def redact(message: str, items: list[Pending]) -> str:
         for form in {value, escaped, escaped.replace("/", "\\/")}:  # JSON may escape "/"
             if form in message:
                 message = message.replace(form, "[redacted]")
-    return message[:300]
+    # What the API says on its own: keys, tokens, emails, phone numbers, IPs.
+    return redact_text(message)[:300]
 
 
 # API messages are read this far, redacted, then cut to 300 characters (never cut a value in

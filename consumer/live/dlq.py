@@ -19,6 +19,8 @@ from typing import Any
 import fastavro
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer.live.reachability import client_logger
+from consumer.redaction import redact_text
 from schemas import load_schema
 
 log = logging.getLogger("consumer.dlq")
@@ -142,10 +144,13 @@ class DeadLetterWriter:
         topic: str,
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 30.0,
+        error_cb: Callable[[KafkaError], None] | None = None,
     ) -> None:
         settings: dict[str, Any] = {"acks": "all", "enable.idempotence": True, "linger.ms": 20}
         settings.update(producer_settings)
-        settings["logger"] = logging.getLogger("librdkafka.dlq")
+        settings["logger"] = client_logger("librdkafka.dlq")
+        if error_cb is not None:
+            settings["error_cb"] = error_cb
         self._producer = Producer(settings)
         self._topic = topic
         self._codec = DeadLetterCodec()
@@ -160,6 +165,10 @@ class DeadLetterWriter:
         return bool(self._retry)
 
     def write(self, letter: DeadLetter, on_acked: Callable[[], None]) -> None:
+        """Produce `letter`; its message and field are redacted (API errors may echo keys or
+        personal data), its original key and value are kept intact for replay."""
+        field_path = redact_text(letter.field) if letter.field else letter.field
+        letter = replace(letter, message=redact_text(letter.message), field=field_path)
         self._produce(_Write(letter, on_acked))
 
     def _produce(self, write: _Write) -> None:

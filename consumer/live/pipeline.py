@@ -38,14 +38,28 @@ from consumer.live.delivery import (
     dlq_reason,
 )
 from consumer.live.dlq import DeadLetter, DeadLetterWriter, Origin
+from consumer.live.kafka_clients import consumer_settings, producer_settings
 from consumer.live.offsets import OffsetTracker
+from consumer.live.reachability import (
+    ErrorCause,
+    MissingTopics,
+    Throttle,
+    await_metadata,
+    client_logger,
+    missing_topics,
+    shape,
+)
+from consumer.observability.inspector import Inspector, api_error_field
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
-from transforms import Mapped, Skipped, capi_rules, map_values
+from consumer.redaction import redact_log
+from transforms import Failed, Mapped, Skipped, capi_rules, map_values
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
 
 TopicPartitionKey = tuple[str, int]
+# How often the loop asks which subscribed topics exist (a metadata request).
+_TOPIC_CHECK_INTERVAL_S = 5.0
 ExitReason = Literal["stopped", "caught_up", "fatal", "breaker", "error"]
 
 
@@ -189,7 +203,8 @@ def api_keys(config: AppConfig) -> dict[str, ApiKey]:
 
 
 def kafka_settings(config: AppConfig) -> dict[str, Any]:
-    """Client settings shared by every Kafka client of the service."""
+    """`kafka.settings` (and bootstrap): filter them with `consumer_settings` or
+    `producer_settings` for a client."""
     return config.kafka_client_settings()
 
 
@@ -233,6 +248,10 @@ class Pipeline:
         self._integration_source = capi_rules.validate_integration_source(
             config.capi.integration_source
         )
+        self._kafka_cause = ErrorCause()
+        self._repeats = Throttle()  # each distinct Kafka error logged at most once a minute
+        self._kafka_was_down = False
+        self.kafka_reachable = False
         self._delivery: DeliveryThread | None = None
         if plan is None or not plan.dry_run:
             sender = Sender(
@@ -245,9 +264,11 @@ class Pipeline:
                 clock,
             )
             self._delivery = DeliveryThread(sender)
-        dlq_settings = kafka_settings(config)
+        dlq_settings = producer_settings(kafka_settings(config))
         dlq_settings.update(config.dlq.producer_settings)
-        self._dlq = DeadLetterWriter(dlq_settings, config.dlq.topic, clock)
+        self._dlq = DeadLetterWriter(
+            dlq_settings, config.dlq.topic, clock, error_cb=self._on_kafka_error
+        )
         self._consumer: Consumer | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._paused = False
@@ -272,9 +293,19 @@ class Pipeline:
         self._last_caught_up_check = 0.0
         self._last_broker_check = 0.0
         self._group_joined = False  # the first assignment (maybe empty: a standby) arrived
+        self._subscribed_at: float | None = None
+        self._join_wait_logged = False
         self.heartbeat = time.monotonic()
-        self.kafka_reachable = False
+        # kafka_reachable: a broker answered, and librdkafka has not said "all brokers down"
+        # since (set by the error callback, which the DLQ producer shares).
+        self._missing_topics: list[str] | None = None  # None: not checked yet
+        self._topics_checked_at = -_TOPIC_CHECK_INTERVAL_S
         self.on_progress: Callable[[Pipeline], None] | None = None
+        # Off by default; when off it costs one attribute check per settled batch.
+        self.inspector = (
+            Inspector(config.inspector.max_events, clock) if config.inspector.enabled else None
+        )
+        self.ran = False  # it subscribed: its summary means something
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -293,9 +324,31 @@ class Pipeline:
     def credentials_rejected(self) -> bool:
         return self._fatal is not None and self._fatal.status in (401, 403, 404)
 
+    @property
+    def projection(self) -> bool:
+        """Whether the decoder reads only the values the mapping needs (the fast path)."""
+        return self._decode != self._decoder.decode_batch
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready: config valid (it was, to get here), the first assignment callback ran (an
+        empty assignment counts), a subscribed topic exists, no "all brokers down" since the
+        last broker response, no credential rejection. Read from the health thread."""
+        if self.credentials_rejected:
+            return False, "API credentials or pixel rejected"
+        if not self.kafka_reachable:
+            return False, "Kafka not reachable"
+        missing = self._missing_topics
+        if missing is None:
+            return False, "checking the subscribed topics"
+        if len(missing) == len(set(self._topics)):
+            return False, "no subscribed topic exists: " + ", ".join(missing)
+        if not self._group_joined:
+            return False, "waiting for the first partition assignment"
+        return True, "ok"
+
     def run(self, until_caught_up: bool = False) -> ExitReason:
         settings: dict[str, Any] = {"auto.offset.reset": "earliest"}
-        settings.update(self.config.kafka_consumer_settings())
+        settings.update(consumer_settings(self.config.kafka_consumer_settings()))
         # Not overridable: commits are ours, after the API accepted.
         settings.update(
             {
@@ -305,21 +358,44 @@ class Pipeline:
                 "enable.auto.offset.store": False,
                 "error_cb": self._on_kafka_error,
                 "on_commit": self._on_commit,
-                "logger": logging.getLogger("librdkafka.consumer"),
+                "logger": client_logger("librdkafka.consumer"),
+                # Subscribing to a misspelled topic must not create it.
+                "allow.auto.create.topics": False,
             }
         )
         consumer = Consumer(settings)
         self._consumer = consumer
+        log.info(
+            "consumer starting",
+            extra={
+                "group": self._group_id,
+                "topics": self._topics,
+                "decoder": self._decoder.engine,
+                "wire_format": self._decoder.wire_format,
+                "projection": "on" if self.projection else "off",
+            },
+        )
         if self._delivery is not None:
             self._delivery.start()
         try:
             if until_caught_up or self.plan is not None:
-                self._end_snapshot = self._snapshot_end_offsets()
+                try:
+                    self._end_snapshot = self._snapshot_end_offsets()
+                except BaseException:
+                    self._closing = True
+                    consumer.close()
+                    raise
             consumer.subscribe(
                 self._topics,
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
+            )
+            self._subscribed_at = time.monotonic()
+            self.ran = True
+            log.info(
+                "joining the consumer group; waiting for its partition assignment",
+                extra={"group": self._group_id},
             )
             try:
                 reason = self._loop(until_caught_up)
@@ -360,6 +436,11 @@ class Pipeline:
                 return "breaker"
             if self._stop_requested:
                 return "stopped"
+            if self.heartbeat - self._topics_checked_at >= _TOPIC_CHECK_INTERVAL_S:
+                self._topics_checked_at = self.heartbeat
+                self._check_topics()
+            if not self._group_joined:
+                self._note_join_wait()
             now = self._clock()
             self._submit(self._batcher.due(now))
             self._retry_stalled(now)
@@ -388,7 +469,7 @@ class Pipeline:
             else:
                 messages = consumer.consume(batch_size, 0.05 if not self._in_flight else 0.01)
             if messages:
-                self.kafka_reachable = True
+                self._note_reachable()
                 if self.summary.first_read_at is None:
                     self.summary.first_read_at = time.monotonic()
                     self.summary.first_read_cpu_s = time.process_time()
@@ -413,8 +494,10 @@ class Pipeline:
                     if plan is not None:  # a bounded run never commits past its snapshot
                         end = min(end, self._end_snapshot.get(key, 0))
                     tracker.reached_end(key, end)
-                else:
-                    log.warning("consume error", extra={"error": error.name()})
+                elif self._repeats.allow(shape(error.str())):
+                    log.warning(
+                        "consume error", extra={"error": error.name(), "detail": error.str()}
+                    )
                 continue
             key, offset = coordinates(message)
             if plan is not None and self._past_end(key, offset):
@@ -482,7 +565,8 @@ class Pipeline:
             decoded = self._decode(values)
         except RegistryRejected as exc:
             # Bad registry credentials or a refused schema: no retry can fix it.
-            self._fatal_error = f"the schema registry refused the request: {exc}"
+            # Printed on stderr too: the registry's text may carry its URL's user info.
+            self._fatal_error = f"the schema registry refused the request: {redact_log(str(exc))}"
             self._stalled.extend(messages)
             return
         except RegistryUnavailable as exc:
@@ -503,6 +587,7 @@ class Pipeline:
         read_values = self._read_values
         identities = self._identities
         dry_run = self.plan is not None and self.plan.dry_run
+        inspector = self.inspector
         mapped_per_pixel: Counter[str] = Counter()
         pending_bytes = 0
         if at is None:
@@ -512,6 +597,15 @@ class Pipeline:
         ):
             if isinstance(event, DecodeFailure):
                 self._dead_letter(message, origin, "undecodable", event.message)
+                if inspector is not None:
+                    inspector.record(
+                        "dead_lettered",
+                        pixel=None,
+                        event_id=None,
+                        event_type=None,
+                        reason="undecodable",
+                        message=event.message,
+                    )
                 continue
             event_values = event if event.__class__ is tuple else read_values(event)
             outcome = map_values(event_values, compiled, now_ms)
@@ -519,6 +613,8 @@ class Pipeline:
                 pixel = only_pixel or pixel_of(event_values)
                 if pixel is None:
                     self._skip(key, offset, "unrouted")
+                    if inspector is not None:
+                        self._inspect_unsent("unrouted", event_values, outcome.event["type"])
                     continue
                 mapped = outcome.event
                 mapped_per_pixel[pixel] += 1
@@ -547,6 +643,8 @@ class Pipeline:
                     self._submit(full)
             elif isinstance(outcome, Skipped):
                 self._skip(key, offset, outcome.reason)
+                if inspector is not None:
+                    self._inspect_unsent(outcome.reason, event_values)
             elif (
                 outcome.code == "timestamp_out_of_window"
                 and self.plan is not None
@@ -555,11 +653,37 @@ class Pipeline:
                 self._skip(key, offset, "timestamp_out_of_window")
             else:
                 self._dead_letter(message, origin, outcome.code, outcome.message, outcome.field)
+                if inspector is not None:
+                    self._inspect_unsent(outcome.code, event_values, failed=outcome)
         self._pending_bytes += pending_bytes
         for pixel, count in mapped_per_pixel.items():
             self._outcomes_seen += count
             self.summary.mapped += count
             self.metrics.events_mapped.labels(pixel).inc(count)
+
+    def _inspect_unsent(
+        self,
+        reason: str,
+        values: tuple[Any, ...],
+        event_type: str | None = None,
+        failed: Failed | None = None,
+    ) -> None:
+        """An event settled before it could be sent: skipped, or dead-lettered by the mapping."""
+        assert self.inspector is not None
+        compiled = self._compiled
+        if event_type is None:
+            name = values[compiled.event_name]
+            event_type = compiled.event_types.get(name) if isinstance(name, str) else None
+        pixel = self._router.only_pixel or self._router.pixel_of(values)
+        self.inspector.record(
+            "skipped" if failed is None else "dead_lettered",
+            pixel=pixel,
+            event_id=values[compiled.id],
+            event_type=event_type,
+            reason=reason,
+            field=None if failed is None else failed.field or None,
+            message=None if failed is None else failed.message,
+        )
 
     def _dry_run_settle(self, mapped: dict[str, Any], key: TopicPartitionKey, offset: int) -> None:
         assert self.plan is not None
@@ -687,7 +811,17 @@ class Pipeline:
                 continue
             self._pending_bytes -= len(item.payload)
             reason = dlq_reason(violation)
-            if reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip":
+            skip = reason == "timestamp_out_of_window" and self.plan and self.plan.expired == "skip"
+            if self.inspector is not None:
+                self.inspector.sent(
+                    "skipped" if skip else "dead_lettered",
+                    batch.pixel_id,
+                    [item],
+                    reason,
+                    violation.field,
+                    message=describe(violation),
+                )
+            if skip:
                 self._skip(item.source, item.offset, reason)
                 continue
             self._dead_letter(
@@ -736,6 +870,8 @@ class Pipeline:
                 )
             return  # nothing of this batch is settled: not delivered, not dead-lettered
         pixel = batch.pixel_id
+        if self.inspector is not None:
+            self._inspect_result(result)
         tracker = self._tracker
         if result.delivered:
             self.summary.delivered += len(result.delivered)
@@ -757,6 +893,22 @@ class Pipeline:
                 rejection.status,
                 pixel,
                 counted=True,
+            )
+
+    def _inspect_result(self, result: BatchResult) -> None:
+        assert self.inspector is not None
+        pixel = result.batch.pixel_id
+        self.inspector.delivered(pixel, result.delivered)
+        for rejection in result.rejected:
+            by_api = rejection.reason == "rejected_by_api"
+            self.inspector.sent(
+                "rejected_by_api" if by_api else "dead_lettered",
+                pixel,
+                [rejection.item],
+                rejection.reason,
+                rejection.field or api_error_field(rejection.message),
+                rejection.status,
+                rejection.message,
             )
 
     # -- backpressure, commits, progress ------------------------------------------------------
@@ -845,17 +997,65 @@ class Pipeline:
         assert consumer is not None
         if self.plan is not None and self.plan.end_offsets:
             return dict(self.plan.end_offsets)
+        metadata = await_metadata(
+            consumer,
+            str(self.config.kafka.bootstrap_servers),
+            self.config.kafka.unreachable_timeout_s,
+            self._kafka_cause,
+        )
+        self._note_reachable()
+        missing = missing_topics(metadata, self._topics)
+        if missing:
+            raise MissingTopics(missing)
         snapshot: dict[TopicPartitionKey, int] = {}
         for topic in self._topics:
-            metadata = consumer.list_topics(topic, timeout=10)
-            partitions = metadata.topics[topic].partitions
-            for partition in partitions:
+            for partition in metadata.topics[topic].partitions:
                 _, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=10
                 )
                 snapshot[(topic, partition)] = high
-        self.kafka_reachable = True
         return snapshot
+
+    def _check_topics(self) -> None:
+        """Which subscribed topics exist (metadata for all topics: naming one could create it
+        on brokers that auto-create). Each missing one is named in an error line a minute."""
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            metadata = consumer.list_topics(timeout=1.0)
+        except KafkaException:
+            return  # the error callback tells why
+        self._note_reachable()
+        missing = missing_topics(metadata, self._topics)
+        for topic in missing:
+            if self._repeats.allow(("missing topic", topic)):
+                log.error("subscribed topic does not exist", extra={"topic": topic})
+        self._missing_topics = missing
+
+    def _note_reachable(self) -> None:
+        if not self.kafka_reachable and self._kafka_was_down:
+            log.info("Kafka reachable again")
+        self._kafka_was_down = False
+        self.kafka_reachable = True
+
+    def _note_join_wait(self) -> None:
+        """Say once what a start waits for when the group is slow to assign."""
+        started = self._subscribed_at
+        if self._join_wait_logged or started is None or not self.kafka_reachable:
+            return
+        if self.heartbeat - started < 5.0:
+            return
+        self._join_wait_logged = True
+        session = self._consumer_setting("session.timeout.ms", 45000)
+        log.info(
+            "still waiting for the group's partition assignment: after an unclean stop "
+            "(kill -9, a lost pod) the broker first waits for the old member's session to "
+            "expire (session.timeout.ms)",
+            extra={"group": self._group_id, "session_timeout_ms": session},
+        )
+
+    def _consumer_setting(self, name: str, default: Any) -> Any:
+        return kafka_settings(self.config).get(name, default)
 
     def _caught_up(self) -> bool:
         """Every partition of the snapshot is settled and committed up to its end offset."""
@@ -906,6 +1106,7 @@ class Pipeline:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._group_joined = True
+        self._note_reachable()
         for tp in partitions:
             self._tracker.assign((tp.topic, tp.partition))
             self._assigned.add((tp.topic, tp.partition))
@@ -979,9 +1180,12 @@ class Pipeline:
             self.metrics.commits.labels("ok").inc()
 
     def _on_kafka_error(self, error: KafkaError) -> None:
+        self._kafka_cause(error)
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.kafka_reachable = False
-        log.warning("kafka client error", extra={"error": error.name()})
+            self._kafka_was_down = True
+        if self._repeats.allow(shape(error.str())):
+            log.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})
 
     # -- shutdown ------------------------------------------------------------------------------
 

@@ -15,11 +15,27 @@ from typing import Any
 
 import orjson
 
+from consumer.redaction import redact_log
+
+_URL_LOGGERS = (
+    "aiohttp.access",
+    "aiohttp.client",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "urllib3",
+    "requests",
+)
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+    return {
+        k: redact_log(v) if isinstance(v, str) else v
+        for k, v in vars(record).items()
+        if k not in _STANDARD
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +45,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": redact_log(record.getMessage()),
         }
         entry.update(_context(record))
         if record.exc_info and record.exc_info[0] is not None:
@@ -46,7 +62,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = " ".join(f"{k}={v}" for k, v in _context(record).items())
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        return f"{stamp} {record.levelname:<7} {record.getMessage()}" + (
+        return f"{stamp} {record.levelname:<7} {redact_log(record.getMessage())}" + (
             f"  {context}" if context else ""
         )
 
@@ -60,5 +76,7 @@ def setup_logging(level: str = "info", log_format: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access log would print request URLs; the pixel id is fine, but keep it quiet.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # HTTP client libraries log request URLs at INFO (a registry URL may carry user info):
+    # only their warnings pass. Every line is also redacted (`redact_log`).
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

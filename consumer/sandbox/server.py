@@ -8,6 +8,7 @@ or `capi-consumer sandbox`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import math
 import re
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from consumer.sandbox.settings import FaultSettings, FaultStep, SandboxSettings
 from consumer.sandbox.state import Clock, Counters, FaultInjector, SandboxState, StoreResult
+from consumer.sandbox.state import Rejection as StoredRejection
 from transforms.capi_rules import (
     MAX_EVENTS_PER_REQUEST,
     validate_event,
@@ -56,8 +58,10 @@ class Rejected(Exception):
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
         detail: list[dict[str, Any]] | None = None,
+        event: Any = None,
     ) -> None:
         super().__init__(message)
+        self.event = event  # the event the error names, shown on `GET /_sandbox/`
         self.status = status
         self.reason = reason
         self.message = message
@@ -71,6 +75,8 @@ def create_app(state: SandboxState) -> web.Application:
     app[STATE] = state
     app.router.add_post("/v1/events", handle_events)
     app.router.add_get("/v1/conversions/events", handle_monitoring)
+    app.router.add_get("/_sandbox/", handle_page)
+    app.router.add_get("/_sandbox/events.json", handle_page_events)
     app.router.add_get("/_sandbox/stats", handle_stats)
     app.router.add_get("/_sandbox/events", handle_stored_ids)
     app.router.add_post("/_sandbox/reset", handle_reset)
@@ -106,6 +112,16 @@ async def handle_events(request: web.Request) -> web.StreamResponse:
     except Rejected as rejection:
         for c in counters:
             c.rejected[rejection.reason] += 1
+        state.note_rejection(
+            pid,
+            StoredRejection(
+                rejection.status,
+                rejection.reason,
+                rejection.message,
+                rejection.param,
+                rejection.event if isinstance(rejection.event, dict) else None,
+            ),
+        )
         return _error_response(rejection, state.settings)
     if step is not None and step.drop == "after_store":
         _count_fault(counters, "drop_after_store")
@@ -158,10 +174,18 @@ async def _accept(
         violation = validate_event(event, now_ms, rules)
         if violation is not None:
             path = f"events[{index}].{violation.field}" if violation.field else f"events[{index}]"
-            raise Rejected(400, violation.reason, f"{path} {violation.message}", param=path)
+            raise Rejected(
+                400, violation.reason, f"{path} {violation.message}", param=path, event=event
+            )
         if poison_ids and event["id"] in poison_ids:
             path = f"events[{index}].id"
-            raise Rejected(400, "poison_id", f"{path} is a poison id (injected fault)", param=path)
+            raise Rejected(
+                400,
+                "poison_id",
+                f"{path} is a poison id (injected fault)",
+                param=path,
+                event=event,
+            )
     return state.store(pid, events, validate_only)
 
 
@@ -259,6 +283,15 @@ def _drop_connection(request: web.Request) -> web.StreamResponse:
 def _injected_status(step: FaultStep) -> web.Response:
     assert step.status is not None
     headers = None if step.retry_after_s is None else {"Retry-After": str(step.retry_after_s)}
+    if step.body is not None:
+        try:
+            orjson.loads(step.body)
+            content_type = "application/json"
+        except orjson.JSONDecodeError:
+            content_type = "text/plain"
+        return web.Response(
+            status=step.status, text=step.body, content_type=content_type, headers=headers
+        )
     rejection = Rejected(step.status, "injected_fault", "Injected fault.", headers=headers)
     return _error_response(rejection, None)
 
@@ -321,6 +354,22 @@ async def handle_monitoring(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be an integer") from None
     return _json({"object": "list", "data": state.recent_events(pid, limit)})
+
+
+@functools.cache
+def _page() -> bytes:
+    from consumer.observability.inspector import page_html
+
+    return page_html("/_sandbox/events.json", "CAPI sandbox: stored and rejected events")
+
+
+async def handle_page(_request: web.Request) -> web.Response:
+    """`GET /_sandbox/`: a local "test events" screen (the events inspector's page)."""
+    return web.Response(body=_page(), content_type="text/html", charset="utf-8")
+
+
+async def handle_page_events(request: web.Request) -> web.Response:
+    return _json(request.app[STATE].page_events())
 
 
 async def handle_stats(request: web.Request) -> web.Response:

@@ -37,6 +37,9 @@ class FaultStep(_Section):
     """
 
     status: int | None = Field(default=None, ge=400, le=599)
+    # With `status`: the body answered verbatim (JSON when it parses, else plain text), to
+    # plant whatever an API might echo; else the sandbox's own error body.
+    body: str | None = None
     retry_after_s: int | None = Field(default=None, ge=0)
     latency_ms: int = Field(default=0, ge=0)
     drop: Literal["before_read", "after_store"] | None = None
@@ -47,6 +50,8 @@ class FaultStep(_Section):
             raise ValueError("status and drop are exclusive")
         if self.retry_after_s is not None and self.status is None:
             raise ValueError("retry_after_s needs a status")
+        if self.body is not None and self.status is None:
+            raise ValueError("body needs a status")
         return self
 
 

@@ -54,15 +54,29 @@ class Counters:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A rejected request: status, reason code, message, the failing path (`events[3].id`) and
+    the event it names, when there is one."""
+
+    status: int
+    reason: str
+    message: str
+    path: str | None
+    event: dict[str, Any] | None
+
+
 class PixelStore:
     """One pixel's stored events: dedup index and the most recent events."""
 
-    __slots__ = ("counters", "ids", "recent")
+    __slots__ = ("counters", "ids", "recent", "rejections")
 
     def __init__(self, recent_kept: int) -> None:
         # dedup name (type, or custom_event_name) → event id → receipt time (epoch ms).
         self.ids: dict[str, dict[str, int]] = {}
         self.recent: deque[tuple[int, dict[str, Any]]] = deque(maxlen=recent_kept)
+        # The newest rejected requests (for `GET /_sandbox/`): receipt time and what was wrong.
+        self.rejections: deque[tuple[int, Rejection]] = deque(maxlen=recent_kept)
         self.counters = Counters()
 
     def stored(self) -> int:
@@ -265,7 +279,37 @@ class SandboxState:
         for injector in self._pixel_faults.values():
             injector.reset_rate_limits()
 
+    def note_rejection(self, pid: str | None, rejection: Rejection) -> None:
+        if pid and self.access.pixel_exists(pid):
+            self.pixel(pid).rejections.append((self.now_ms(), rejection))
+
     # --- reading ---
+
+    def page_events(self) -> dict[str, Any]:
+        """What `GET /_sandbox/` shows: stored and rejected events of every pixel, newest first,
+        in the events inspector's format (identities masked as there)."""
+        from consumer.observability.inspector import api_error_field, private_view
+
+        events: list[dict[str, Any]] = []
+        for pid, store in self.pixels.items():
+            for at, event in reversed(store.recent):
+                events.append(_page_event(at, pid, "stored", event))
+            for at, rejection in reversed(store.rejections):
+                shown = _page_event(at, pid, "rejected", rejection.event)
+                shown.update(
+                    reason=rejection.reason,
+                    status=rejection.status,
+                    field=api_error_field(rejection.path),
+                    message=rejection.message,
+                )
+                events.append(shown)
+        for shown in events:
+            if shown["payload"] is not None:
+                shown["payload"] = private_view(shown["payload"])
+        events.sort(key=lambda shown: shown["at_ms"], reverse=True)
+        rejected = sum(store.counters.rejected.total() for store in self.pixels.values())
+        stored = sum(store.counters.accepted for store in self.pixels.values())
+        return {"events": events, "counts": {"stored": stored, "rejected": rejected}}
 
     def stats(self) -> dict[str, Any]:
         pixels = {
@@ -295,3 +339,20 @@ class SandboxState:
             {**normalize_event(event, rules), "channel": "server_to_server", "received_ms": at}
             for at, event in newest
         ]
+
+
+def _page_event(at: int, pid: str, outcome: str, event: dict[str, Any] | None) -> dict[str, Any]:
+    event_id = event.get("id") if isinstance(event, dict) else None
+    event_type = event.get("type") if isinstance(event, dict) else None
+    return {
+        "at_ms": at,
+        "pixel": pid,
+        "id": event_id if isinstance(event_id, str) else None,
+        "type": event_type if isinstance(event_type, str) else None,
+        "outcome": outcome,
+        "reason": None,
+        "field": None,
+        "status": None,
+        "payload": event if isinstance(event, dict) else None,
+        "message": None,
+    }

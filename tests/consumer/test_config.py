@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,10 +51,64 @@ def test_bad_values_name_the_key(environ: dict[str, str], message: str) -> None:
     assert str(error.value).startswith(message)
 
 
-def test_run_requirements_name_the_missing_key() -> None:
+def test_run_requirements_report_every_missing_key_sorted() -> None:
     config = load_config(None, {"CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": "h:1"})
-    with pytest.raises(ConfigError, match=r"^configuration error: kafka\.topics:"):
+    with pytest.raises(ConfigError) as error:
         config.require_for_run()
+    assert str(error.value).splitlines() == [
+        "configuration error: capi.api_key: required (or capi.api_key_file)",
+        "configuration error: capi.pixel_id: required (or capi.routes)",
+        "configuration error: kafka.topics: at least one topic is required",
+    ]
+
+
+def test_every_invalid_value_is_reported_with_its_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("batch:\n  max_events: 5000\nkafka:\n  nope: 1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, {"CAPI_CONSUMER_DLQ__MAX_RATIO": "x"})
+    lines = str(error.value).splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "batch.max_events",
+        "dlq.max_ratio",
+        "kafka.nope",
+    ]
+    assert lines[1].endswith("(from CAPI_CONSUMER_DLQ__MAX_RATIO)")
+    assert "(from" not in lines[0] + lines[2]  # those came from the file
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("CAPI_CONSUMER_CAPI__PIXEL_ID", "capi.pixel_id"),
+        ("CAPI_CONSUMER_CAPI__API_KEY", "capi.api_key"),
+    ],
+)
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_empty_or_blank_pixel_ids_and_keys_are_configuration_errors(
+    name: str, key: str, blank: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "kafka:\n  bootstrap_servers: h:1\n  topics: [t]\n"
+        "capi:\n  pixel_id: p\n  api_key: k\n"
+        "  routes: [{field: site, values: [a], pixel_id: ' ', api_key: ''}]\n"
+    )
+    env = {**os.environ, name: blank}
+    result = subprocess.run(
+        [CLI, "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"configuration error: {key}: must not be empty (from {name})",
+        "configuration error: capi.routes.0.api_key: must not be empty",
+        "configuration error: capi.routes.0.pixel_id: must not be empty",
+    ]
 
 
 def test_secret_settings_file_is_merged_and_checked(tmp_path: Path) -> None:
@@ -110,7 +165,11 @@ def test_config_check_masks_secrets_and_exits_2_on_errors(tmp_path: Path) -> Non
     check = [CLI, "config", "check", "--config", str(path)]
     result = subprocess.run(check, capture_output=True, text=True, check=False)
     assert result.returncode == 2  # by default it checks what `run` needs too
-    assert result.stderr.strip() == "configuration error: kafka.bootstrap_servers: required"
+    assert result.stderr.splitlines() == [  # every problem, sorted by key
+        "configuration error: capi.pixel_id: required (or capi.routes)",
+        "configuration error: kafka.bootstrap_servers: required",
+        "configuration error: kafka.topics: at least one topic is required",
+    ]
     result = subprocess.run([*check, "--mapping-only"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "sk-very-secret" not in result.stdout

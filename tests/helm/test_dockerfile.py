@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import tomllib
 from dataclasses import dataclass
+from typing import Any
 
+import pytest
 import yaml
 
 from consumer.config import AppConfig
@@ -93,3 +96,35 @@ def test_build_context_leaves_out_local_state() -> None:
     assert {".git", ".venv", "tests", "helm"} <= set(DOCKERIGNORE)
     for copied in re.findall(r"^COPY (\S+)", DOCKERFILE, flags=re.MULTILINE):
         assert copied not in DOCKERIGNORE
+
+
+def test_builder_requires_the_compiled_reader() -> None:
+    """The image never ships without the compiled Avro reader: its builder sets the variable
+    that makes setup.py's extension mandatory (`make image-test` builds from a base without
+    Python's headers and checks that the build fails)."""
+    builder = stages()[0]
+    env = " ".join(i.argument for i in builder if i.keyword == "ENV")
+    assert re.search(r"\bREQUIRE_NATIVE_AVRO_READER=1\b", env)
+    keywords = [i.keyword for i in builder]
+    wheel = next(n for n, i in enumerate(builder) if "pip wheel" in i.argument)
+    assert keywords.index("ENV") < wheel
+
+
+@pytest.mark.parametrize(
+    ("required", "optional"), [(None, True), ("0", True), ("", True), ("1", False)]
+)
+def test_setup_py_makes_the_reader_mandatory_on_request(
+    monkeypatch: pytest.MonkeyPatch, required: str | None, optional: bool
+) -> None:
+    import setuptools
+
+    if required is None:
+        monkeypatch.delenv("REQUIRE_NATIVE_AVRO_READER", raising=False)
+    else:
+        monkeypatch.setenv("REQUIRE_NATIVE_AVRO_READER", required)
+    given: dict[str, Any] = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: given.update(kwargs))
+    runpy.run_path(str(ROOT / "setup.py"))
+    (extension,) = given["ext_modules"]
+    assert extension.name == "consumer.avro._avro_reader"
+    assert extension.optional is optional

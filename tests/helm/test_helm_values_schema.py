@@ -48,6 +48,10 @@ BAD_VALUES = {
         "config": {"schema": {"registry_settings": {"basic.auth.user.info": "u:p"}}}
     },
     "privileged port": {"config": {"observability": {"port": 80}}},
+    "inspector outside the cluster": {
+        "config": {"inspector": {"enabled": True}},
+        "service": {"type": "LoadBalancer"},
+    },
     "unknown pull policy": {"image": {"pullPolicy": "Sometimes"}},
     "unknown probe field": {"probes": {"liveness": {"path": "/healthz"}}},
     "unknown autoscaler": {"autoscaling": {"mode": "vpa"}},

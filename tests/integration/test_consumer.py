@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -355,3 +356,43 @@ def test_registry_down_pauses_without_dead_lettering_then_resumes(
         assert read_dlq(broker, dlq) == []
         assert set(stored_ids(sandbox)) == mapped_ids(raw, events)
         assert stored_ids(sandbox)
+
+
+def test_hostile_writer_schemas_and_messages_are_dead_lettered_and_the_stream_goes_on(
+    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
+) -> None:
+    """Issue 18's end to end case: 20 events written with a registered writer schema (the
+    project's plus an array of nulls), one message of that schema claiming 2^56 nulls (it
+    once grew the process to 23 GB and stuck the partition), and one message whose schema id
+    is refused (a 100 MB fixed): both dead-lettered `undecodable`, the 20 delivered."""
+    from confluent_kafka import Producer
+
+    from consumer.avro.decoding import _PlainEncoder
+    from consumer.devtools.registry_stub import RegistryStub
+    from tests.consumer.avro.test_untrusted_input import REFUSED, framed, padded, zigzag
+
+    with RegistryStub() as registry:
+        topic, group, dlq = names("events"), names("group"), names("dlq")
+        raw = consumer_config(
+            broker, sandbox.url, [topic], group, dlq, schema={"registry_url": registry.url}
+        )
+        writer = padded("null")
+        writer_id = registry.register(f"{topic}-value", json.dumps(writer))
+        refused_schema, why = REFUSED["fixed"]
+        refused_id = registry.register("refused-value", json.dumps(refused_schema))
+        events = generate_events(20, seed=18, now_ms=now_ms())
+        encoder = _PlainEncoder(writer)
+        good = [framed(writer_id, encoder.encode(event)) for event in events]
+        hostile = good[0][:-1] + zigzag(2**56)  # its pad, last, claims 2^56 nulls
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+        for value in [hostile, framed(refused_id, b"\x00" * 16), *good]:
+            producer.produce(topic, value)
+        assert producer.flush(10) == 0
+
+        pipeline = Pipeline(as_config(raw))
+        assert Running(pipeline).join() == "caught_up"
+        letters = read_dlq(broker, dlq)
+        assert [letter["reason"] for letter in letters] == ["undecodable", "undecodable"]
+        assert letters[1]["message"] == f"schema id {refused_id} refused: {why}"
+        assert set(stored_ids(sandbox)) == mapped_ids(raw, events)
+        assert len(stored_ids(sandbox)) == 20

@@ -20,7 +20,7 @@ from consumer.avro import decoding
 from consumer.avro.decoding import Decoder, Encoder
 from consumer.config import SchemaSettings
 from consumer.devtools.samples import generate_events
-from tests.consumer.avro.records import memory_kept, native_reader_built
+from tests.consumer.avro.records import memory_kept, native_reader_built, zigzag
 
 if not native_reader_built():
     pytest.skip("the compiled reader was not built (no C compiler)", allow_module_level=True)
@@ -136,19 +136,6 @@ def test_every_truncation_and_trailing_byte_is_an_error() -> None:
         read(value, len(value) + 1)
 
 
-def zigzag(number: int) -> bytes:
-    encoded = (number << 1) ^ (number >> 63)
-    out = bytearray()
-    while True:
-        byte = encoded & 0x7F
-        encoded >>= 7
-        if encoded:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 @pytest.mark.parametrize(
     ("schema", "value", "message"),
     [
@@ -231,7 +218,17 @@ def test_schemas_it_does_not_compile_fall_back_to_another_reader(
 
 @pytest.mark.parametrize(
     "program",
-    [(), ("x",), (7, ("a",), ()), (9, (2,), -1), (11, [(0,)]), (99,), (12, -1)],
+    [
+        (),
+        ("x",),
+        (7, ("a",), ()),
+        (9, (2,), -1),
+        (9, (2,), 1, -1),
+        (10, (0,), 1),
+        (11, [(0,)]),
+        (99,),
+        (12, -1),
+    ],
 )
 def test_malformed_programs_are_refused_when_the_reader_is_built(program: Any) -> None:
     from consumer.avro._avro_reader import Reader

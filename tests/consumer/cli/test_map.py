@@ -199,3 +199,33 @@ def test_worker_processes_give_the_same_lines_as_one_process() -> None:
     assert outputs[1] == outputs[2]
     assert outputs[1].count(b"\n") == len(lines)
     assert orjson.loads(outputs[2].splitlines()[-1])["id"] == f"e{len(lines) - 1}"
+
+
+def test_now_in_seconds_is_refused() -> None:
+    result = run_map("--now", str(NOW // 1000), stdin=orjson.dumps(_event(1)) + b"\n")
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert result.stderr == (
+        f"--now: {NOW // 1000} looks like epoch seconds; give epoch milliseconds\n".encode()
+    )
+
+
+def test_sample_events_are_valid_unless_asked_and_reproducible_with_a_seed() -> None:
+    def sample(*args: str) -> bytes:
+        return subprocess.run(
+            [str(CLI), "sample", "--now", str(NOW), *args],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    lines = sample("--count", "300", "--seed", "5")
+    assert len(lines.splitlines()) == 300
+    assert lines == sample("--count", "300", "--seed", "5")
+    assert lines != sample("--count", "300")  # no seed: new events each time
+    mapped = run_map("--now", str(NOW), stdin=lines).stdout.splitlines()
+    assert len(mapped) == 300
+    assert not [line for line in mapped if line.startswith(b'{"error"')]
+    invalid = sample("--count", "300", "--seed", "5", "--invalid-ratio", "0.2")
+    outcomes = run_map("--now", str(NOW), stdin=invalid).stdout.splitlines()
+    assert 20 <= sum(line.startswith((b'{"error"', b'{"skipped"')) for line in outcomes) <= 100

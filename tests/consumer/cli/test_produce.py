@@ -114,7 +114,7 @@ def test_cli_produces_with_timestamps_and_keys_and_skips_bad_lines(
     after_ms = int(time.time() * 1000)
 
     assert result.returncode == 0, result.stderr
-    assert f"produced 5 events to {topic}, skipped 2" in result.stdout
+    assert f"produced 5 events to {topic}, skipped 2, failed 0" in result.stdout
     assert "line 2: skipped: not valid JSON" in result.stderr
     assert "line 5: skipped: not a JSON object" in result.stderr
     assert "line 3" not in result.stderr  # blank lines are not events
@@ -223,3 +223,20 @@ def test_produce_events_uses_the_registry_and_confluent_framing(
         decoded = Decoder(config.schema_settings).decode_batch([m.value() for m in messages])
     ids = sorted(d["context"]["event_id"] for d in decoded if isinstance(d, dict))
     assert ids == sorted(e["context"]["event_id"] for e in events)
+
+
+def test_an_oversized_event_is_reported_by_line_and_the_rest_is_produced(
+    broker: EmbeddedBroker, topic: str
+) -> None:
+    small = [{"event_name": "page_view", "context": {"event_id": f"e{n}"}} for n in range(4)]
+    huge = {"event_name": "page_view", "context": {"event_id": "big"}, "blob": "x" * 1_200_000}
+    stdin = jsonl(small[0], small[1], huge, b"not json", small[2], small[3])
+    result = run_produce(stdin, "--topic", topic, "--bootstrap", broker.bootstrap_servers)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    stderr_lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert stderr_lines[0] == "line 3: not produced: " + stderr_lines[0].split(": ", 2)[2]
+    assert "message.max.bytes" in stderr_lines[0]
+    assert "line 4: skipped: not valid JSON" in stderr_lines
+    assert result.stdout.strip() == f"produced 4 events to {topic}, skipped 1, failed 1"
+    assert len(read_topic(broker, topic, 4)) == 4  # the others were flushed

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from consumer.sandbox.server import RunningSandbox
+from consumer.sandbox.settings import FaultStep
 from tests.consumer.sandbox.conftest import StartSandbox
 from tests.consumer.sandbox.sandbox_helpers import FakeClock, events, get, post_events
 
@@ -205,3 +206,22 @@ async def test_faults_per_pixel(session: Session, start_sandbox: StartSandbox) -
     await set_faults(session, sandbox, {"script": [{"status": 500}]}, pid="up")
     assert (await post_events(session, sandbox.url, events(1), pid="up")).status == 500
     assert (await post_events(session, sandbox.url, events(1), pid="down")).status == 200
+
+
+async def test_a_fault_step_answers_its_body_verbatim(
+    session: Session, start_sandbox: StartSandbox
+) -> None:
+    text = "user a@b.example sent Bearer sk-1234567890 from 192.0.2.1"
+    script = [{"status": 400, "body": text}, {"status": 422, "body": '{"detail": "x"}'}]
+    sandbox = await start_sandbox(faults={"script": script})
+    url = f"{sandbox.url}/v1/events?pid=pixel-1"
+    answers = []
+    for _ in script:
+        async with session.post(url, json={"events": []}) as response:
+            answers.append((response.status, response.content_type, await response.text()))
+    assert answers == [
+        (400, "text/plain", text),
+        (422, "application/json", '{"detail": "x"}'),
+    ]
+    with pytest.raises(ValueError, match="body needs a status"):
+        FaultStep(body="x")
