@@ -8,9 +8,11 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 # REQUIRE_NATIVE_AVRO_READER: a base without a compiler or Python's headers fails the build
 # (setup.py), rather than shipping an image that silently decodes with the slower cavro.
+# CAPI_CONSUMER_MYPYC: transforms/ compiled with mypyc (~0.78x the instructions per event).
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    REQUIRE_NATIVE_AVRO_READER=1
+    REQUIRE_NATIVE_AVRO_READER=1 \
+    CAPI_CONSUMER_MYPYC=1
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*

@@ -7,16 +7,37 @@ rather than shipping without the reader.
 """
 
 import os
+from pathlib import Path
 
 from setuptools import Extension, setup
 
+# `CAPI_CONSUMER_MYPYC=1` at install compiles transforms/ with mypyc (the image and CI set it).
+# Not settings.py: its pydantic validators fail compiled. The pure-Python modules stay the
+# reference: .ci/run requires byte-identical output from both builds.
+MYPYC = os.environ.get("CAPI_CONSUMER_MYPYC") == "1"
+
+
+def mypyc_modules() -> list[Extension]:
+    if not MYPYC:
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        return []  # setuptools' first pass, collecting `setup_requires` for the build env
+    sources = sorted(str(p) for p in Path("transforms").glob("*.py") if p.name != "settings.py")
+    return list(mypycify(sources, opt_level="3"))
+
+
 setup(
+    # The build env of a compiled install: mypyc, and pydantic for the mypy plugin.
+    setup_requires=["mypy>=1.10", "pydantic>=2.6,<3"] if MYPYC else [],
     ext_modules=[
         Extension(
             "consumer.avro._avro_reader",
             ["consumer/avro/_avro_reader.c"],
             optional=os.environ.get("REQUIRE_NATIVE_AVRO_READER", "") in ("", "0"),
             extra_compile_args=["-Wall", "-Werror=implicit-function-declaration"],
-        )
-    ]
+        ),
+        *mypyc_modules(),
+    ],
 )

@@ -160,6 +160,49 @@ def backlog_topics(prefix: str, events: int) -> list[str]:
     return [f"{prefix}-{index:03d}" for index in range(count)]
 
 
+def partitioned_topics(prefix: str, partitions: int) -> list[str]:
+    """Topics holding `partitions` partitions in all (the mock broker gives each 4)."""
+    return [f"{prefix}-{index:03d}" for index in range(max(1, partitions // PARTITIONS))]
+
+
+def utilization(
+    bootstrap: str,
+    directory: Path,
+    sink: Sink,
+    values: list[bytes],
+    partitions: int,
+    events: int,
+    drains: int,
+) -> dict[str, Any]:
+    """How busy `capi-consumer run --until-caught-up` is while a backlog waits: `drains` drains
+    of `events` over `partitions` partitions, each from its first record to its last commit;
+    their process CPU seconds (all threads) ÷ their wall seconds, summed over the drains."""
+    runs = []
+    for index in range(drains):
+        topics = partitioned_topics(f"bench-util-{partitions}-{index}", partitions)
+        produce_backlog(bootstrap, topics, events, values)
+        config = consumer_config(bootstrap, sink.url, topics, f"bench-util-{partitions}-{index}")
+        runs.append(drain(write_config(directory, f"util-{partitions}", config), events, sink, 600))
+    busy_s = sum(run["busy_s"] for run in runs)
+    busy_cpu_s = sum(run["busy_cpu_s"] for run in runs)
+    # Time the consumer's main thread was ready to run while neighbours held the core: the
+    # machine's load, not the consumer's idling (the figure a quiet, dedicated core gives).
+    cpu_wait_s = sum(run["busy_cpu_wait_s"] or 0.0 for run in runs)
+    return {
+        "partitions": partitions,
+        "events": events * drains,
+        "drains": drains,
+        "busy_s": round(busy_s, 3),
+        "busy_cpu_s": round(busy_cpu_s, 3),
+        "busy_cpu_wait_s": round(cpu_wait_s, 3),
+        "utilization": round(busy_cpu_s / busy_s, 3),
+        "utilization_of_cpu_given": round(busy_cpu_s / max(busy_s - cpu_wait_s, 1e-9), 3),
+        "load_average": round(os.getloadavg()[0], 2),
+        "events_per_s": round(events * drains / busy_s),
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+    }
+
+
 def produce_backlog(bootstrap: str, topics: list[str], events: int, values: list[bytes]) -> float:
     """Produce `events` records cycling over `values`; returns events/s of the producer."""
     producer = Producer({"bootstrap.servers": bootstrap, **_PRODUCER})
@@ -269,6 +312,11 @@ def drain(config_path: Path, events: int, sink: Sink, timeout_s: float) -> dict[
         "cpu_s": round(cost.cpu_s, 2),
         "peak_rss_mb": round(cost.peak_rss_mb, 1),
         "events_per_s_busy": summary.get("events_per_s"),
+        # First record → last commit: wall, process CPU (all threads), and their ratio.
+        "busy_s": summary.get("busy_s"),
+        "busy_cpu_s": summary.get("busy_cpu_s"),
+        "utilization": summary.get("utilization"),
+        "busy_cpu_wait_s": summary.get("busy_cpu_wait_s"),
     }
 
 

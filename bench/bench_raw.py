@@ -3,7 +3,8 @@
     python -m bench.bench_raw --bootstrap HOST:PORT --group G --events N TOPIC...
 
 Prints one JSON object: events, seconds from the first record to the last, events/s. Uses the
-product's consume batch size and prefetch bound, so the figure is the ceiling for its loop.
+product's consume batch size and consumer defaults (prefetch bound, fetch backoff), so the figure
+is the ceiling for its loop.
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ import time
 import orjson
 from confluent_kafka import Consumer
 
+from consumer.config import KAFKA_CONSUMER_DEFAULTS
+
 _BATCH = 1000
 
 
 def drain(bootstrap: str, group: str, topics: list[str], events: int, timeout_s: float) -> dict:
-    consumer = Consumer(
+    settings = dict(KAFKA_CONSUMER_DEFAULTS)
+    settings.update(
         {
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "queued.max.messages.kbytes": 16384,
         }
     )
+    consumer = Consumer(settings)
     consumer.subscribe(topics)
     seen = 0
     first = None

@@ -34,7 +34,6 @@ from bench import bench_e2e as e2e
 from bench.bench_transform import measure
 from bench.sink import Sink
 from consumer.avro.decoding import Decoder
-from consumer.cli.startup import tune_memory
 from consumer.config import AppConfig, SchemaSettings
 from consumer.devtools.embedded_broker import EmbeddedBroker
 from transforms import CompiledMapping, Mapped, map_event, map_values
@@ -133,41 +132,6 @@ def stages(values: list[bytes], now_ms: int) -> dict[str, float]:
     windowed = measure({**decode_stages, **map_stages}, rounds=3, window=200)
     results.update(windowed)
     return {name: round(value, 2) for name, value in results.items()}
-
-
-def stages_mean(
-    values: list[bytes], now_ms: int, passes: dict[str, list[float]], rounds: int = 3
-) -> dict[str, float]:
-    """µs/event of each stage as the pipeline runs it: 1000 records at a time (decode the
-    batch as the pipeline does, map each event, one orjson call per event), nothing kept between
-    batches, the product's GC settings, thread CPU; the median of `rounds` passes over the pool.
-
-    The like-for-like figure for the e2e ratio: the product's CPU/event is also an average over
-    every event, not the best of short windows. `passes` gathers the seconds of every pass, so
-    passes taken before and after the drain make one median (the machine's speed drifts)."""
-    tune_memory()
-    compiled = AppConfig.model_validate({}).compile()
-    read, _ = pipeline_reader(Decoder(SchemaSettings()), compiled)
-    clock = time.thread_time
-    for _ in range(rounds):
-        spent = {"decode": 0.0, "map": 0.0, "orjson": 0.0}
-        for start in range(0, len(values), 1000):
-            began = clock()
-            events = read(values[start : start + 1000])
-            mapped_at = clock()
-            outcomes = [map_values(event, compiled, now_ms) for event in events]
-            dumped_at = clock()
-            b",".join([orjson.dumps(o.event) for o in outcomes if isinstance(o, Mapped)])
-            ended = clock()
-            spent["decode"] += mapped_at - began
-            spent["map"] += dumped_at - mapped_at
-            spent["orjson"] += ended - dumped_at
-        for name, seconds in spent.items():
-            passes.setdefault(name, []).append(seconds)
-    return {
-        name: round(sorted(seconds)[len(seconds) // 2] / len(values) * 1e6, 2)
-        for name, seconds in passes.items()
-    }
 
 
 def map_command(pool: list[dict[str, Any]], lines: int, now_ms: int, directory: Path) -> dict:
@@ -269,27 +233,42 @@ def peer(
     }
 
 
-def raw(bootstrap: str, topics: list[str], events: int) -> dict[str, Any]:
+def pinned_module(module: str, arguments: list[str], timeout_s: float) -> dict[str, Any]:
+    """`python -m module arguments` pinned like the product: the JSON line it prints last, with
+    its CPU seconds (all threads) and peak RSS."""
     with tempfile.TemporaryFile() as out:
         cost = e2e.run_measured(
-            e2e.pinned(
-                [
-                    *(sys.executable, "-m", "bench.bench_raw", "--bootstrap", bootstrap),
-                    *("--group", "bench-raw", "--events", str(events), *topics),
-                ]
-            ),
-            600,
-            stdout=out,
+            e2e.pinned([sys.executable, "-m", module, *arguments]), timeout_s, stdout=out
         )
         out.seek(0)
-        result: dict[str, Any] = orjson.loads(out.read().splitlines()[-1])
+        lines = out.read().splitlines()
+    if cost.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} failed: exit {cost.returncode}: {cost.stderr[-800:]}")
+    result: dict[str, Any] = orjson.loads(lines[-1])
     return {**result, "cpu_s": round(cost.cpu_s, 2), "peak_rss_mb": round(cost.peak_rss_mb, 1)}
 
 
+def raw(bootstrap: str, topics: list[str], events: int) -> dict[str, Any]:
+    arguments = ["--bootstrap", bootstrap, "--group", "bench-raw", "--events", str(events)]
+    return pinned_module("bench.bench_raw", [*arguments, *topics], 600)
+
+
+def bare(bootstrap: str, topics: list[str], events: int, now_ms: int) -> dict[str, Any]:
+    """The bare loop (bench/bench_bare.py) on the product's backlog, pinned like the product."""
+    arguments = ["--bootstrap", bootstrap, "--group", "bench-bare", "--events", str(events)]
+    return pinned_module("bench.bench_bare", [*arguments, "--now", str(now_ms), *topics], 900)
+
+
+# Partition counts of the utilization rows, with the events of each drain and how many drains
+# (at 4 partitions the mock broker keeps ~20k events: several drains are summed).
+UTILIZATION_RUNS = ((4, 15_000, 4), (100, 30_000, 1), (1_000, 30_000, 1))
+
+
 def table(results: dict[str, Any]) -> str:
-    s, d, p, lat, mem, m = (
+    s, d, b, p, lat, mem, m = (
         results["stages_us"],
         results["e2e"],
+        results["bare"],
         results["peer"],
         results["latency"],
         results["sink_down"],
@@ -308,11 +287,25 @@ def table(results: dict[str, Any]) -> str:
         ("orjson, one call per batch", f"{s['orjson_batch']:.2f} µs/ev", ""),
         ("orjson, per event + join", f"{s['orjson_per_event']:.2f} µs/ev", ""),
         ("stages sum, best windows", f"{d['stage_sum_us']:.1f} µs/ev", "the pipeline's"),
-        ("stages sum, mean in bulk", f"{d['stage_mean_sum_us']:.1f} µs/ev", "as the pipeline runs"),
+        ("bare loop throughput", f"{b['events_per_s']:,.0f} ev/s", "consume→decode→map→orjson"),
+        ("bare loop CPU", f"{b['cpu_us_per_event']:.1f} µs/ev", "first record to last"),
         ("product e2e throughput", f"{d['events_per_s']:,.0f} ev/s", "busy time"),
         ("product e2e CPU", f"{d['cpu_us_per_event']:.1f} µs/ev", "startup removed"),
-        ("e2e ÷ stage means", f"{d['ratio_to_stage_means']:.2f}", "target ≤ 1.3"),
+        ("product CPU, busy window", f"{d['busy_cpu_us_per_event']:.1f} µs/ev", "as the bare loop"),
+        ("product/bare ev/s", f"{d['ratio_to_bare_events_per_s']:.2f}", "target ≥ 0.85"),
+        ("product/bare CPU/ev", f"{d['ratio_to_bare_cpu']:.2f}", "target ≤ 1.2"),
         ("e2e ÷ stage best windows", f"{d['ratio_to_stages']:.2f}", "a lower bound of the stages"),
+        ("product utilization", f"{d['utilization']:.2f}", f"{d['partitions']} partitions"),
+        *(
+            (
+                f"utilization, {u['partitions']:,} partitions",
+                f"{u['utilization']:.2f}",
+                f"target ≥ 0.9; {u['utilization_of_cpu_given']:.2f} of the time it had the "
+                f"core ({u['busy_cpu_wait_s']:.2f} of {u['busy_s']:.2f} s waiting for it); "
+                f"{u['events']:,} ev, {u['events_per_s']:,} ev/s",
+            )
+            for u in results["utilization"]
+        ),
         ("product peak RSS", f"{d['peak_rss_mb']:.0f} MB", f"{d['events']:,} events; < 250"),
     ]
     if "events_per_s" in p:
@@ -326,7 +319,7 @@ def table(results: dict[str, Any]) -> str:
             (
                 "ceiling of product/peer ev/s",
                 f"{results['ratios']['ceiling_events_per_s']:.2f}",
-                "peer CPU ÷ shared stage means",
+                "peer CPU ÷ bare loop CPU",
             ),
         ]
     else:
@@ -400,8 +393,6 @@ def main() -> int:
             else "whole records"
         )
         results["stages_us"] = stages(values, now_ms)
-        mean_passes: dict[str, list[float]] = {}
-        stages_mean(values, now_ms, mean_passes)
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {1})
         log("raw consume")
@@ -414,18 +405,20 @@ def main() -> int:
         log("product: drain")
         config = e2e.consumer_config(bootstrap, sink.url, topics, "bench-e2e")
         drained = e2e.drain(e2e.write_config(directory, "e2e", config), args.events, sink, 1800)
-        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-            os.sched_setaffinity(0, {0})
-        results["stages_mean_us"] = stages_mean(values, now_ms, mean_passes)
-        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-            os.sched_setaffinity(0, {1})
+        log("bare loop on the same backlog")
+        results["bare"] = bare_loop = bare(bootstrap, topics, args.events, now_ms)
         stage_sum = results["stages_us"]["decode_pipeline"]
         stage_sum += results["stages_us"]["map_values"] + results["stages_us"]["orjson_batch"]
         cpu_us = (drained["cpu_s"] - startup["cpu_s"]) / (args.events - 1000) * 1e6
-        mean_sum = sum(results["stages_mean_us"].values())
+        # Like for like with the bare loop: first record to last commit, process CPU.
+        busy_cpu_us = drained["busy_cpu_s"] / args.events * 1e6
         drained.update(
-            stage_mean_sum_us=round(mean_sum, 1),
-            ratio_to_stage_means=round(cpu_us / mean_sum, 2),
+            partitions=len(topics) * e2e.PARTITIONS,
+            busy_cpu_us_per_event=round(busy_cpu_us, 1),
+            ratio_to_bare_events_per_s=round(
+                drained["events_per_s_busy"] / bare_loop["events_per_s"], 2
+            ),
+            ratio_to_bare_cpu=round(busy_cpu_us / bare_loop["cpu_us_per_event"], 2),
             startup_cpu_s=startup["cpu_s"],
             startup_wall_s=startup["wall_s"],
             cpu_us_per_event=round(cpu_us, 1),
@@ -434,6 +427,11 @@ def main() -> int:
             ratio_to_stages=round(cpu_us / stage_sum, 2),
         )
         results["e2e"] = drained
+        log("utilization at 4, 100 and 1,000 partitions")
+        results["utilization"] = [
+            e2e.utilization(bootstrap, directory, sink, values, partitions, events, drains)
+            for partitions, events, drains in UTILIZATION_RUNS
+        ]
         peer_startup: dict[str, Any] = {}
         if not args.skip_peer:
             log("Quix Streams peer: startup cost (1000 events), drain")
@@ -460,10 +458,12 @@ def main() -> int:
                 "events_per_s": round(drained["events_per_s"] / p["events_per_s"], 2),
                 "cpu_per_event": round(cpu_us / p["cpu_us_per_event"], 2),
                 "peak_rss": round(drained["peak_rss_mb"] / p["peak_rss_mb"], 2),
-                # Were everything of ours but decode, map and serialize free, our CPU/event
-                # would be the stage means, and the peer's ÷ that is the best events/s ratio
-                # this run allows.
-                "ceiling_events_per_s": round(p["cpu_us_per_event"] / mean_sum, 2),
+                # Were everything of ours but consume, decode, map and serialize free, our
+                # CPU/event would be the bare loop's, and the peer's ÷ that is the best
+                # events/s ratio this run allows.
+                "ceiling_events_per_s": round(
+                    p["cpu_us_per_event"] / bare_loop["cpu_us_per_event"], 2
+                ),
             }
         log("latency at a steady rate")
         config = e2e.consumer_config(bootstrap, sink.url, ["bench-latency"], "bench-latency")

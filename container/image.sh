@@ -76,6 +76,12 @@ assert Decoder(SchemaSettings()).engine == "native", "not decoding with the comp
 ' || fail "the compiled Avro reader is missing or unused"
     echo "ok: the compiled Avro reader is present and chosen"
 
+    run --entrypoint python "$IMAGE" -c '
+from consumer.cli.run import transforms_build
+assert transforms_build() == "compiled", transforms_build()
+' || fail "transforms/ is not compiled with mypyc (CAPI_CONSUMER_MYPYC=1 in the builder)"
+    echo "ok: transforms/ compiled with mypyc"
+
     # Sample events (some invalid) mapped by the virtualenv and by the image: the same bytes.
     "$VENV_BIN/python" -c '
 import sys, orjson

@@ -19,7 +19,7 @@ from transforms.event_mapping import (
     DEFAULT_EVENT_MAPPING,
     translate_action_source,
 )
-from transforms.paths import ITEM_PREFIX, Chain, Path, PathReader, split_path
+from transforms.paths import COMPILED, ITEM_PREFIX, Chain, Path, PathReader, pick, split_path
 from transforms.urls import sanitize_source_url
 
 Convert = Callable[[object], object]
@@ -225,7 +225,8 @@ def _chains_function(
 
     Straight-line code (one `if`/`elif` per source, values by constant index) instead of loops
     over the chains: this runs for every event, and the loops' tuple unpacking was its main cost.
-    Keys enter the source only through `repr`; converters through the namespace.
+    Keys enter the source only through `repr`; converters through the namespace. Compiled by
+    mypyc, `_envelope_reader` and `_user_reader` are used instead (native loops).
     """
     namespace: dict[str, Any] = {}
     lines = [f"def {name}(values):", f"    {setup}"]
@@ -244,6 +245,38 @@ def _chains_function(
     exec(compile("\n".join(lines), f"<{name}>", "exec"), namespace)
     function: Callable[[tuple[Any, ...]], Any] = namespace[name]
     return function
+
+
+def _envelope_reader(
+    oppref: Chain, source_url: Chain, action_source: Chain, opt_out: Chain
+) -> Callable[[tuple[Any, ...]], tuple[Any, Any, Any, Any]]:
+    """`read_envelope` as mypyc compiles it natively (`_chains_function` is for the interpreter)."""
+
+    def read_envelope(values: tuple[Any, ...]) -> tuple[Any, Any, Any, Any]:
+        return (
+            pick(values, oppref),
+            pick(values, source_url),
+            pick(values, action_source),
+            pick(values, opt_out),
+        )
+
+    return read_envelope
+
+
+def _user_reader(
+    fields: list[tuple[str, Chain, bool]],
+) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    """`read_user` as mypyc compiles it natively: (key, chain, whether in a list) per field."""
+
+    def read_user(values: tuple[Any, ...]) -> dict[str, Any]:
+        user: dict[str, Any] = {}
+        for key, chain, listed in fields:
+            value = pick(values, chain)
+            if value is not None:
+                user[key] = [value] if listed else value
+        return user
+
+    return read_user
 
 
 def _path(dotted: str) -> Path:
@@ -319,19 +352,26 @@ def compile_mapping(
         return index
 
     envelope_fields = ("oppref", "source_url", "action_source", "opt_out")
-    read_envelope = _chains_function(
-        "read_envelope",
-        [(chain(field), f"{field} = value") for field in envelope_fields],
-        f"{' = '.join(envelope_fields)} = None",
-        ", ".join(envelope_fields),
-    )
-    read_user = _chains_function(
-        "read_user",
-        [(chain(f"user.{key}"), f"user[{key!r}] = [value]") for key in _USER_LIST_FIELDS]
-        + [(chain(f"user.{key}"), f"user[{key!r}] = value") for key in _USER_SCALAR_FIELDS],
-        "user = {}",
-        "user",
-    )
+    if COMPILED:
+        read_envelope = _envelope_reader(*(chain(field) for field in envelope_fields))
+        read_user = _user_reader(
+            [(key, chain(f"user.{key}"), True) for key in _USER_LIST_FIELDS]
+            + [(key, chain(f"user.{key}"), False) for key in _USER_SCALAR_FIELDS]
+        )
+    else:
+        read_envelope = _chains_function(
+            "read_envelope",
+            [(chain(field), f"{field} = value") for field in envelope_fields],
+            f"{' = '.join(envelope_fields)} = None",
+            ", ".join(envelope_fields),
+        )
+        read_user = _chains_function(
+            "read_user",
+            [(chain(f"user.{key}"), f"user[{key!r}] = [value]") for key in _USER_LIST_FIELDS]
+            + [(chain(f"user.{key}"), f"user[{key!r}] = value") for key in _USER_SCALAR_FIELDS],
+            "user = {}",
+            "user",
+        )
     return CompiledMapping(
         event_types=MappingProxyType({**DEFAULT_EVENT_MAPPING, **event_mapping}),
         default_action_source=default_action_source,

@@ -32,7 +32,7 @@ _WHOLE_TEXT: Final = re.compile(r"[+-]?[0-9]+(?:\.0+)?")
 
 
 # The spellings producers actually send (`EUR`, `eur`), looked up without strip() and upper().
-_CURRENCY_SPELLINGS: Final = {
+_CURRENCY_SPELLINGS: Final[dict[str, str]] = {
     spelling: code for code in CURRENCY_EXPONENTS for spelling in (code, code.lower())
 }
 

@@ -7,8 +7,9 @@ prefix once, and returns their values as a tuple the fields index into.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 Path = tuple[str, ...]
 
@@ -25,6 +26,15 @@ def split_path(dotted: str) -> Path | None:
     if not all(part and part == part.strip() for part in parts):
         return None
     return parts
+
+
+def _is_interpreted() -> bool:
+    return isinstance(_is_interpreted, types.FunctionType)
+
+
+# Built with mypyc (`CAPI_CONSUMER_MYPYC=1`), the readers run as native loops over tables;
+# interpreted, generated straight-line code is faster (both give the same values).
+COMPILED: Final = not _is_interpreted()
 
 
 def get_path(value: object, path: Path) -> object:
@@ -48,6 +58,9 @@ class PathReader:
     first of its paths that is not None. The caller then unpacks its fields from the tuple in
     one step, with no index lookups and no loops over chains. `select` does the same from the
     values of every path, in `index` order (what a projecting decoder produces).
+
+    Compiled by mypyc, `read` and `select` are instead `_TreeReader`'s loops over tables (native
+    code; `exec`-generated code would stay interpreted there).
     """
 
     __slots__ = ("index", "read", "select", "source")
@@ -62,6 +75,13 @@ class PathReader:
             for path in chain:
                 self.index.setdefault(path, len(self.index))
         self.source = self._generate(outputs)
+        if COMPILED:
+            tree = _TreeReader(list(self.index), outputs, self.index)
+            self.read: Callable[[object], tuple[Any, ...]] = tree.read
+            self.select: Callable[[tuple[Any, ...]], tuple[Any, ...]] = (
+                tree.select if outputs is not None else tuple
+            )
+            return
         if outputs is not None:
             selected = [
                 self._first_of([f"values[{self.index[path]}]" for path in chain])
@@ -72,8 +92,8 @@ class PathReader:
             )
         namespace: dict[str, Any] = {}
         exec(compile(self.source, "<PathReader>", "exec"), namespace)
-        self.read: Callable[[object], tuple[Any, ...]] = namespace["read"]
-        self.select: Callable[[tuple[Any, ...]], tuple[Any, ...]] = namespace.get("select", tuple)
+        self.read = namespace["read"]
+        self.select = namespace.get("select", tuple)
 
     def _generate(self, outputs: Sequence[Sequence[Path]] | None) -> str:
         names = [f"v{index}" for index in range(len(self.index))]
@@ -115,6 +135,69 @@ class PathReader:
                 lines.append(f"{pad}v{self.index[ending[0]]} = {child}")
             lines.append(f"{pad}if isinstance({child}, dict):")
             self._emit(deeper, depth + 1, lines)
+
+
+class _TreeReader:
+    """`PathReader.read` and `select` as loops over tables, for mypyc to compile natively.
+
+    `steps` visit each shared prefix once, parents before children: (node, key, slot, child)
+    reads `key` of node register `node`, stores it at `slot` (-1: none) and, when it is a dict,
+    in node register `child` (-1: none)."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        outputs: Sequence[Sequence[Path]] | None,
+        index: dict[Path, int],
+    ) -> None:
+        self.size = len(index)
+        nodes: dict[Path, int] = {(): 0}
+        steps: list[tuple[int, str, int, int]] = []
+        for depth in range(max((len(path) for path in paths), default=0)):
+            for path in paths:
+                if len(path) <= depth or path[: depth + 1] in nodes:
+                    continue
+                prefix = path[: depth + 1]
+                deeper = any(len(p) > depth + 1 and p[: depth + 1] == prefix for p in paths)
+                child = len(nodes) if deeper else -1
+                if deeper:
+                    nodes[prefix] = child
+                steps.append((nodes[path[:depth]], path[depth], index.get(prefix, -1), child))
+        self.steps = steps
+        self.registers = len(nodes)
+        self.outputs: list[list[int]] = [
+            [index[path] for path in chain] for chain in (outputs or ())
+        ]
+        self.has_outputs = outputs is not None
+
+    def read(self, event: object) -> tuple[Any, ...]:
+        values: list[Any] = [None] * self.size
+        nodes: list[dict[Any, Any] | None] = [None] * self.registers
+        if isinstance(event, dict):
+            nodes[0] = event
+            for node_index, key, slot, child in self.steps:
+                node = nodes[node_index]
+                if node is None:
+                    continue
+                value = node.get(key)
+                if slot >= 0:
+                    values[slot] = value
+                if child >= 0 and isinstance(value, dict):
+                    nodes[child] = value
+        if self.has_outputs:
+            return self.select(tuple(values))
+        return tuple(values)
+
+    def select(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        selected: list[Any] = []
+        for chain in self.outputs:
+            found = None
+            for slot in chain:
+                found = values[slot]
+                if found is not None:
+                    break
+            selected.append(found)
+        return tuple(selected)
 
 
 def pick(values: tuple[Any, ...], chain: Chain) -> Any:

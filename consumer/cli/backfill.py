@@ -354,8 +354,7 @@ def admin_consumer(config: AppConfig, group_id: str) -> Iterator[Consumer]:
     never joins `group_id`; it commits only when told to (`store_snapshot`). `KafkaUnreachable`
     when no broker answers within `kafka.unreachable_timeout_s`."""
     cause = ErrorCause()
-    settings: dict[str, Any] = {"queued.max.messages.kbytes": 16384}
-    settings.update(consumer_settings(config.kafka_client_settings()))
+    settings = consumer_settings(config.kafka_consumer_settings())
     settings.update(
         {
             "group.id": group_id,

@@ -26,6 +26,7 @@ from consumer.live.pipeline import Pipeline
 from consumer.live.reachability import KafkaUnreachable, MissingTopics
 from consumer.observability.health import HealthServer, PortUnavailable
 from consumer.observability.logs import setup_logging
+from transforms import envelope
 
 log = logging.getLogger("consumer.run")
 
@@ -72,9 +73,16 @@ def exit_code(reason: ExitReason, pipeline: Pipeline) -> int:
     return EXIT_UNEXPECTED
 
 
+def transforms_build() -> str:
+    """`compiled` when transforms/ was built with mypyc (`CAPI_CONSUMER_MYPYC=1` at install),
+    else `python`."""
+    return "python" if str(envelope.__file__).endswith(".py") else "compiled"
+
+
 def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -> int:
     install_signal_handlers(pipeline.request_stop)
     tune_memory()
+    log.info("transforms: %s", transforms_build())
     try:
         health = start_health(config, pipeline)
     except PortUnavailable as exc:
@@ -104,7 +112,7 @@ def run_pipeline(config: AppConfig, pipeline: Pipeline, until_caught_up: bool) -
             "dead-lettered; check the schema and the mapping (capi-consumer dlq inspect)",
             file=sys.stderr,
         )
-    log.info("run finished", extra={"reason": reason, **summary})
+    log.info("run finished", extra={"reason": reason, **summary, **pipeline.summary.busy()})
     return exit_code(reason, pipeline)
 
 

@@ -321,7 +321,7 @@ class Pipeline:
             if records:
                 self._note_reachable()
                 if self.summary.first_read_at is None:
-                    self.summary.first_read_at = clock.monotonic()
+                    self.summary.first_read(clock.monotonic())
                 self._process(records)
 
     # -- consume → decode → map → batch ------------------------------------------------------
@@ -714,12 +714,14 @@ class Pipeline:
 
     def _caught_up(self) -> bool:
         """Every partition of the snapshot is settled and committed up to its end offset."""
+        if self._batcher or self._in_flight or self._dlq.in_flight or self.stalled:
+            return False
+        # Checked as soon as everything is settled, then not more often than every 0.25 s
+        # (each check commits synchronously).
         now = self._clock.monotonic()
         if now - self._last_caught_up_check < 0.25:
             return False
         self._last_caught_up_check = now
-        if self._batcher or self._in_flight or self._dlq.in_flight or self.stalled:
-            return False
         self._commit(asynchronous=False)
         tracker = self._tracker
         wanted = [
@@ -836,6 +838,7 @@ class Pipeline:
         if self._in_flight and self._delivery is not None:
             self._delivery.cancel_all()
         self._commit(asynchronous=False)
+        self.summary.last_commit(self._clock.monotonic())
         self._update_gauges()
         self._closing = True
         self._source.close()

@@ -41,6 +41,14 @@ class Summary:
     started_at: float = field(default_factory=time.monotonic)
     first_read_at: float | None = None  # throughput is measured from the first record
     finished_at: float | None = None
+    # Process CPU (all threads) at the first record and at the last commit: how busy the
+    # consumer was while it had work (`busy`).
+    first_read_cpu_s: float | None = None
+    last_commit_at: float | None = None
+    last_commit_cpu_s: float | None = None
+    # The main thread's seconds runnable but waiting for a core (other processes had it).
+    first_read_cpu_wait_s: float | None = None
+    last_commit_cpu_wait_s: float | None = None
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @property
@@ -53,6 +61,36 @@ class Summary:
             return 0.0
         busy = (self.finished_at or self.monotonic()) - self.first_read_at
         return self.read / busy if busy > 0 else 0.0
+
+    def busy(self) -> dict[str, float]:
+        """Wall and process CPU seconds from the first record to the last commit, and their
+        ratio (1.0: never idle while a backlog waited); empty when nothing was read."""
+        if self.first_read_at is None or self.first_read_cpu_s is None:
+            return {}
+        if self.last_commit_at is None or self.last_commit_cpu_s is None:
+            return {}
+        wall = self.last_commit_at - self.first_read_at
+        cpu = self.last_commit_cpu_s - self.first_read_cpu_s
+        busy = {
+            "busy_s": round(wall, 3),
+            "busy_cpu_s": round(cpu, 3),
+            "utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
+        }
+        if self.first_read_cpu_wait_s is not None and self.last_commit_cpu_wait_s is not None:
+            busy["busy_cpu_wait_s"] = round(
+                self.last_commit_cpu_wait_s - self.first_read_cpu_wait_s, 3
+            )
+        return busy
+
+    def first_read(self, now: float) -> None:
+        self.first_read_at = now
+        self.first_read_cpu_s = time.process_time()
+        self.first_read_cpu_wait_s = cpu_wait_s()
+
+    def last_commit(self, now: float) -> None:
+        self.last_commit_at = now
+        self.last_commit_cpu_s = time.process_time()
+        self.last_commit_cpu_wait_s = cpu_wait_s()
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.elapsed_s
@@ -68,6 +106,16 @@ class Summary:
             "elapsed_s": round(elapsed, 3),
             "events_per_s": round(self.events_per_s, 1),
         }
+
+
+def cpu_wait_s() -> float | None:
+    """Seconds this thread has been runnable but waiting for a core (Linux schedstat), so
+    that a busy machine is not mistaken for an idle consumer; None where not available."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as file:
+            return int(file.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class DlqBreaker:

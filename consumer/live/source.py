@@ -112,14 +112,8 @@ class KafkaSource(Protocol):
 
 def live_consumer_settings(config: AppConfig, group_id: str) -> dict[str, Any]:
     """The live consumer's librdkafka settings; the callbacks are added by `ConfluentSource`."""
-    settings: dict[str, Any] = {
-        "auto.offset.reset": "earliest",
-        # Bound librdkafka's prefetch and fetch buffers so memory stays flat whatever the
-        # backlog and the partition count (users can raise them in kafka.settings).
-        "queued.max.messages.kbytes": 8192,
-        "fetch.max.bytes": 8 * 1024 * 1024,
-    }
-    settings.update(consumer_settings(config.kafka_client_settings()))
+    settings: dict[str, Any] = {"auto.offset.reset": "earliest"}
+    settings.update(consumer_settings(config.kafka_consumer_settings()))
     # Not overridable: commits are ours, after the API accepted.
     settings.update(
         {

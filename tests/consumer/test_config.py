@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.config import ConfigError, load_config
+from consumer.config import KAFKA_CONSUMER_DEFAULTS, ConfigError, load_config
 
 CLI = str(Path(sys.executable).with_name("capi-consumer"))
 
@@ -130,6 +130,31 @@ def test_secret_settings_file_is_merged_and_checked(tmp_path: Path) -> None:
     missing = load_config(None, {"CAPI_CONSUMER_KAFKA__SECRET_SETTINGS_FILE": "/nope.yaml"})
     with pytest.raises(ConfigError, match=r"kafka\.secret_settings_file: no such file"):
         missing.kafka_client_settings()
+
+
+def test_consumer_defaults_bound_the_prefetch_and_yield_to_kafka_settings() -> None:
+    defaults = load_config(None, {"CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": "h:1"})
+    assert defaults.kafka_consumer_settings() == {
+        "bootstrap.servers": "h:1",
+        **KAFKA_CONSUMER_DEFAULTS,
+    }
+    # A bounded prefetch in bytes, refetched soon once it has room again.
+    assert KAFKA_CONSUMER_DEFAULTS["queued.max.messages.kbytes"] == 8192
+    assert KAFKA_CONSUMER_DEFAULTS["fetch.queue.backoff.ms"] == 10
+    tuned = load_config(
+        None,
+        {
+            "CAPI_CONSUMER_KAFKA__BOOTSTRAP_SERVERS": "h:1",
+            "CAPI_CONSUMER_KAFKA__SETTINGS": '{"fetch.queue.backoff.ms": 1000}',
+        },
+    )
+    settings = tuned.kafka_consumer_settings()
+    assert settings["fetch.queue.backoff.ms"] == 1000
+    assert settings["queued.max.messages.kbytes"] == 8192
+    assert tuned.kafka_client_settings() == {
+        "bootstrap.servers": "h:1",
+        "fetch.queue.backoff.ms": 1000,
+    }
 
 
 def test_config_check_masks_secrets_and_exits_2_on_errors(tmp_path: Path) -> None:

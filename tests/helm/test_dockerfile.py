@@ -105,6 +105,7 @@ def test_builder_requires_the_compiled_reader() -> None:
     builder = stages()[0]
     env = " ".join(i.argument for i in builder if i.keyword == "ENV")
     assert re.search(r"\bREQUIRE_NATIVE_AVRO_READER=1\b", env)
+    assert re.search(r"\bCAPI_CONSUMER_MYPYC=1\b", env)  # transforms/ compiled, as in CI
     keywords = [i.keyword for i in builder]
     wheel = next(n for n, i in enumerate(builder) if "pip wheel" in i.argument)
     assert keywords.index("ENV") < wheel

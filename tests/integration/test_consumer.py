@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from consumer.avro.decoding import Decoder
 from consumer.cli.produce import produce_events
+from consumer.cli.run import transforms_build
 from consumer.devtools.embedded_broker import EmbeddedBroker
 from consumer.devtools.samples import generate_events
 from consumer.live.pipeline import Pipeline
@@ -104,6 +106,19 @@ def test_delivers_exactly_what_map_produces_and_commits_the_end(
     assert stored == expected
     assert committed_offsets(broker, group, [topic]) == end_offsets(broker, [topic])
     assert read_dlq(broker, dlq) == [] or skipped > 0
+    # The start log says which build of transforms/ runs: the one this venv imports.
+    assert f'"transforms: {transforms_build()}"' in result.stderr
+    # How busy the run was from its first record to its last commit (bench/ reads it).
+    [finished] = [
+        orjson.loads(line) for line in result.stderr.splitlines() if '"run finished"' in line
+    ]
+    assert finished["read"] == len(events)
+    assert 0 < finished["busy_s"] < 120
+    assert finished["busy_cpu_s"] > 0
+    assert finished["utilization"] == pytest.approx(
+        finished["busy_cpu_s"] / finished["busy_s"], abs=0.01
+    )
+    assert 0 <= finished["busy_cpu_wait_s"] <= finished["busy_s"]
 
 
 def test_kill_9_mid_run_loses_nothing_and_never_commits_past_an_unaccepted_event(

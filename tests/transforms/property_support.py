@@ -16,14 +16,15 @@ from transforms.event_mapping import DEFAULT_EVENT_MAPPING
 NOW = 1_773_892_900_000
 ERROR_CODES = {"invalid_json", "missing_field", "invalid_value", "timestamp_out_of_window"}
 DEFAULT = MappingSettings().compile()
-CONFIGURED = MappingSettings.model_validate(
+CONFIGURED_SETTINGS = MappingSettings.model_validate(
     {
         "event_mapping": {"signup_step": "custom", "purchase": "subscription_created"},
         "defaults": {"action_source": "offline"},
         "keep_url_query": True,
         "field_mapping": {"data.contents.X.amount": "items.X.price"},
     }
-).compile()
+)
+CONFIGURED = CONFIGURED_SETTINGS.compile()
 PROFILE = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

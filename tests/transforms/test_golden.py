@@ -52,7 +52,7 @@ def test_map_line(case: GoldenCase, tmp_path: Path) -> None:
     check(case, orjson.loads(line))
 
 
-def _run_map(config: dict[str, Any], now: int, lines: list[bytes], tmp_path: Path) -> list[bytes]:
+def run_map(config: dict[str, Any], now: int, lines: list[bytes], tmp_path: Path) -> list[bytes]:
     command = [str(CLI), "map", "--now", str(now)]
     if config:
         config_file = tmp_path / "config.yaml"
@@ -95,7 +95,7 @@ def _cli_groups() -> list[list[GoldenCase]]:
     "group", _cli_groups(), ids=lambda group: f"{group[0].config or 'default'}@{group[0].now}"
 )
 def test_cli_gives_the_golden_lines(group: list[GoldenCase], tmp_path: Path) -> None:
-    outputs = _run_map(group[0].config, group[0].now, [case.line for case in group], tmp_path)
+    outputs = run_map(group[0].config, group[0].now, [case.line for case in group], tmp_path)
     assert len(outputs) == len(group)
     for case, output in zip(group, outputs, strict=True):
         check(case, orjson.loads(output))

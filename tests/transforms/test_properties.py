@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from typing import Any
+from unittest import mock
 
 import orjson
 from hypothesis import given
@@ -13,14 +14,17 @@ from hypothesis import strategies as st
 from consumer.cli.map import map_lines
 from tests.transforms.property_support import (
     CONFIGURED,
+    CONFIGURED_SETTINGS,
     DEFAULT,
     NOW,
     PROFILE,
     assert_well_formed,
     ca_events,
     json_values,
+    rich_events,
 )
-from transforms import identity, map_event
+from transforms import CompiledMapping, MappingSettings, identity, map_event, paths
+from transforms import compiled as compiled_module
 from transforms.paths import PathReader, get_path
 
 
@@ -109,3 +113,42 @@ def test_the_path_reader_reads_what_get_path_reads(
     values = reader.read(event)
     for path in paths:
         assert values[reader.index[path]] == get_path(event, path)
+
+
+def _as_mypyc_builds(settings: MappingSettings) -> CompiledMapping:
+    """`settings` compiled with the readers a mypyc build uses (loops over tables, which the
+    interpreter runs here) instead of the generated code."""
+    with (
+        mock.patch.object(paths, "COMPILED", True),
+        mock.patch.object(compiled_module, "COMPILED", True),
+    ):
+        return settings.compile()
+
+
+_NATIVE_DEFAULT = _as_mypyc_builds(MappingSettings())
+_NATIVE_CONFIGURED = _as_mypyc_builds(CONFIGURED_SETTINGS)
+
+
+@PROFILE
+@given(event=ca_events | rich_events | json_values)
+def test_the_readers_of_a_mypyc_build_map_as_the_generated_ones(event: Any) -> None:
+    for generated, native in ((DEFAULT, _NATIVE_DEFAULT), (CONFIGURED, _NATIVE_CONFIGURED)):
+        assert map_event(event, native, NOW) == map_event(event, generated, NOW)
+
+
+@PROFILE
+@given(
+    paths_read=st.lists(_paths, min_size=1, max_size=6),
+    outputs=st.lists(st.lists(_paths, max_size=3), max_size=4),
+    event=json_values,
+)
+def test_the_table_reader_reads_what_the_generated_one_reads(
+    paths_read: list[tuple[str, ...]], outputs: list[list[tuple[str, ...]]], event: Any
+) -> None:
+    with mock.patch.object(paths, "COMPILED", True):
+        tables, tables_selecting = PathReader(paths_read), PathReader(paths_read, outputs)
+    generated, selecting = PathReader(paths_read), PathReader(paths_read, outputs)
+    assert tables.read(event) == generated.read(event)
+    assert tables_selecting.read(event) == selecting.read(event)
+    values = generated.read(event) + (None,) * (len(selecting.index) - len(generated.index))
+    assert tables_selecting.select(values) == selecting.select(values)

@@ -99,7 +99,7 @@ def test_caught_up_waits_for_the_answers_of_batches_in_flight() -> None:
     assert harness.run() == "caught_up"
     assert seen["held"] > 0
     assert seen["commits"].get(P0, 0) < 12  # nothing past the unanswered events
-    assert harness.source.consume_calls > 300
+    assert harness.source.consume_calls >= 300  # not caught up before the answer came
     assert harness.source.commits == {P0: 12}
 
 
