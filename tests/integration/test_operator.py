@@ -80,8 +80,39 @@ def test_a_standby_member_with_no_partition_is_ready_and_the_gauge_follows_unask
 
 
 def test_ready_gauge_drops_within_a_second_when_brokers_go_down(
-    broker: EmbeddedBroker, sandbox: SandboxThread, names: Callable[[str], str]
+    sandbox: SandboxThread, names: Callable[[str], str]
 ) -> None:
+    """The brokers really go away (a broker of its own, stopped): once the pipeline knows,
+    `capi_consumer_ready` follows within a second, with no request to /readyz."""
+    topic, group, dlq = names("events"), names("group"), names("dlq")
+    own = EmbeddedBroker().start()
+    try:
+        raw = consumer_config(own, sandbox.url, [topic], group, dlq)
+        produce(raw, topic, generate_events(5, seed=2, now_ms=int(time.time() * 1000)))
+        running = Running(Pipeline(as_config(raw)), until_caught_up=False)
+        pipeline = running.pipeline
+        health = serve_health(pipeline)
+        try:
+            wait_for(lambda: pipeline.metrics.up._value.get() == 1, 30, "ready")
+            own.stop()
+            wait_for(lambda: not pipeline.readiness()[0], 30, "not ready with the brokers gone")
+            assert pipeline.readiness() == (False, "Kafka not reachable")
+            wait_for(lambda: pipeline.metrics.up._value.get() == 0, 1.5, "capi_consumer_ready 0")
+        finally:
+            health.stop()
+            running.stop()
+    finally:
+        own.stop()
+
+
+def test_ready_again_on_the_next_broker_response(
+    broker: EmbeddedBroker,
+    sandbox: SandboxThread,
+    names: Callable[[str], str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ "All brokers down" while they answer again: the next response (the topic check, a
+    fetch) makes the pipeline, and the gauge, ready again."""
     from confluent_kafka import KafkaError
 
     topic, group, dlq = names("events"), names("group"), names("dlq")
@@ -92,11 +123,15 @@ def test_ready_gauge_drops_within_a_second_when_brokers_go_down(
     health = serve_health(pipeline)
     try:
         wait_for(lambda: pipeline.metrics.up._value.get() == 1, 30, "ready")
+        caplog.set_level(logging.INFO, logger="consumer.pipeline")
         pipeline.client_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "3/3 brokers are down"))
-        wait_for(lambda: pipeline.metrics.up._value.get() == 0, 1.5, "capi_consumer_ready 0")
-        assert pipeline.readiness() == (False, "Kafka not reachable")
-        # The next broker response (the topic check, a fetch) makes it ready again.
-        wait_for(lambda: pipeline.metrics.up._value.get() == 1, 15, "ready again")
+        wait_for(
+            lambda: any(r.getMessage() == "Kafka reachable again" for r in caplog.records),
+            15,
+            "the recovery line",
+        )
+        assert pipeline.readiness() == (True, "ok")
+        wait_for(lambda: pipeline.metrics.up._value.get() == 1, 1.5, "capi_consumer_ready 1")
     finally:
         health.stop()
         running.stop()
