@@ -137,12 +137,18 @@ def random_bodies(parsed_schema: Any) -> list[bytes]:
     return bodies
 
 
+def self_check_events() -> list[dict[str, Any]]:
+    """Our own realistic CA events (a few shapes each), shipped with the package."""
+    events: list[dict[str, Any]] = json.loads(_SELF_CHECK_EVENTS.read_text(encoding="utf-8"))
+    return events
+
+
 def sample_bodies(schema: Mapping[str, Any], parsed_schema: Any) -> list[bytes]:
     """Our sample events and random records of the schema, encoded: what the readers and the
     projection are checked on."""
     encoder = PlainEncoder(schema)
     bodies = []
-    for event in json.loads(_SELF_CHECK_EVENTS.read_text(encoding="utf-8")):
+    for event in self_check_events():
         try:
             bodies.append(encoder.encode(event))
         except EncodeError:

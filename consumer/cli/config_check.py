@@ -46,12 +46,14 @@ def command(args: argparse.Namespace) -> int:
 
 
 def sample_event(config: AppConfig, now_ms: int) -> dict[str, Any]:
-    """The first of the sample events that this configuration maps to a CAPI event."""
-    from consumer.devtools.samples import generate_events
+    """The first of the package's own sample events (stamped `now_ms`) that this configuration
+    maps to a CAPI event."""
+    from consumer.avro.readers import self_check_events
     from transforms import Mapped, map_event
 
     compiled = config.compile()
-    for event in generate_events(200, seed=17, now_ms=now_ms):
+    for event in self_check_events():
+        event["context"]["event_timestamp"] = str(now_ms)
         outcome = map_event(event, compiled, now_ms)
         if isinstance(outcome, Mapped):
             return outcome.event
@@ -59,7 +61,7 @@ def sample_event(config: AppConfig, now_ms: int) -> dict[str, Any]:
 
 
 def check_online(config: AppConfig) -> int:
-    from consumer.live.delivery import _api_message, redact
+    from consumer.live.delivery import api_message, redact
     from consumer.live.routing import api_keys
 
     keys = api_keys(config)
@@ -88,7 +90,7 @@ def check_online(config: AppConfig) -> int:
             print(f"online: pixel {pixel}: unreachable ({type(error).__name__})", file=sys.stderr)
             worst = max(worst, EXIT_UNEXPECTED)
             continue
-        message = redact(_api_message(answer), [item])
+        message = redact(api_message(answer), [item])
         if secret:
             message = message.replace(secret, "[redacted]")
         print(f"online: pixel {pixel}: rejected (HTTP {status}): {message}", file=sys.stderr)

@@ -140,7 +140,7 @@ def describe(violation: capi_rules.Violation) -> str:
     return f"{violation.field} {violation.message}".strip()
 
 
-def _api_message(body: bytes) -> str:
+def api_message(body: bytes) -> str:
     """A short human message from an error body of any of the shapes seen in the wild."""
     try:
         data: Any = orjson.loads(body)
@@ -328,7 +328,7 @@ class Sender:
             if status < 300:
                 self._metrics.batch_events.observe(events)
                 return status, "", None
-            return status, _api_message(payload), retry_after
+            return status, api_message(payload), retry_after
 
 
 def _is_transient(status: int) -> bool:

@@ -10,7 +10,7 @@ import orjson
 
 from consumer.config import Route
 from consumer.live.batching import Pending
-from consumer.live.delivery import ApiKey, _api_message, _is_transient, redact, retry_after_seconds
+from consumer.live.delivery import ApiKey, _is_transient, api_message, redact, retry_after_seconds
 from consumer.live.routing import Router
 from transforms.paths import PathReader
 
@@ -30,13 +30,13 @@ def test_fault_classes() -> None:
 
 
 def test_api_messages_of_every_shape() -> None:
-    assert _api_message(b'{"error": {"message": "bad currency", "field": "events[3].x"}}') == (
+    assert api_message(b'{"error": {"message": "bad currency", "field": "events[3].x"}}') == (
         "events[3].x: bad currency"
     )
-    assert _api_message(b'{"error": "Missing required field: events"}') == (
+    assert api_message(b'{"error": "Missing required field: events"}') == (
         "Missing required field: events"
     )
-    assert _api_message(b"<html>oops</html>") == "<html>oops</html>"
+    assert api_message(b"<html>oops</html>") == "<html>oops</html>"
 
 
 def test_redaction_removes_raw_values_of_the_batch() -> None:
