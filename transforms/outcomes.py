@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+# The vocabularies of the outcomes, as docs/mapping.md lists them ("Errors and skips"). They are
+# contracts (the `map` output, DLQ reasons, metric labels); consumer.codes builds on them.
+
+# Why an event is deliberately not sent (`Skipped.reason`).
+MappingSkipReason = Literal["unmapped_event", "no_consent"]
+
+# Why an event (a JSON object) cannot become a CAPI event.
+EventErrorCode = Literal["missing_field", "invalid_value", "timestamp_out_of_window"]
+
+# Why an input cannot become a CAPI event (`Failed.code`): the event's errors, or an input that
+# is not a JSON object at all.
+MappingErrorCode = Literal["invalid_json", EventErrorCode]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +28,9 @@ class Mapped:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """The event is deliberately not sent: `unmapped_event` or `no_consent`."""
+    """The event is deliberately not sent."""
 
-    reason: str
+    reason: MappingSkipReason
     event_name: str | None
 
 
@@ -25,11 +38,10 @@ class Skipped:
 class Failed:
     """The event cannot become a valid CAPI event.
 
-    `code` is one of `invalid_json`, `missing_field`, `invalid_value`, `timestamp_out_of_window`;
     `field` is the CAPI output path; `message` never holds a raw identifier.
     """
 
-    code: str
+    code: MappingErrorCode
     field: str
     message: str
 

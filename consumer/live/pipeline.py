@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError
 
 from consumer.avro.decoding import Decoder
 from consumer.avro.framing import DecodeFailure
-from consumer.codes import ExitReason
+from consumer.codes import ExitReason, mapping_dlq_reason
 from consumer.config import AppConfig
 from consumer.errors import (
     FatalDeliveryError,
@@ -473,7 +473,7 @@ class Pipeline:
                     pending_bytes = 0
                     self._submit(full)
             elif isinstance(outcome, Skipped):
-                settler.skipped(key, offset, outcome.reason)  # type: ignore[arg-type]
+                settler.skipped(key, offset, outcome.reason)
                 if inspector is not None:
                     self._inspect_unsent(outcome.reason, event_values)
             elif outcome.code == "timestamp_out_of_window" and skip_expired:
@@ -482,7 +482,7 @@ class Pipeline:
                 settler.dead_letter(
                     record,
                     origin,
-                    outcome.code,  # type: ignore[arg-type]
+                    mapping_dlq_reason(outcome.code),
                     outcome.message,
                     outcome.field,
                 )
