@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import get_args
 
+import schemas
 from consumer.codes import DLQ_REASONS, SkipReason, mapping_dlq_reason
 
 
-def test_the_dlq_reasons_and_skip_reasons_are_unchanged() -> None:
-    # The order is that of `dlq replay --reason`'s error message.
-    assert DLQ_REASONS == (
-        "undecodable",
-        "missing_field",
-        "invalid_value",
-        "timestamp_out_of_window",
-        "rejected_by_api",
-        "too_large",
-    )
+def test_the_dlq_reasons_are_those_the_dead_letter_schema_documents() -> None:
+    # In order: that of `dlq replay --reason`'s error message.
+    fields = schemas.load_schema(schemas.DEAD_LETTER)["fields"]
+    doc = next(field["doc"] for field in fields if field["name"] == "reason")
+    assert tuple(re.split(r", | or ", doc.rstrip("."))) == DLQ_REASONS
+
+
+def test_the_skip_reasons_are_the_mappings_and_the_services() -> None:
     assert get_args(SkipReason) == (
         "unmapped_event",
         "no_consent",

@@ -16,6 +16,7 @@ import schemas
 from consumer.avro.decoding import Decoder
 from consumer.avro.encoder import Encoder
 from consumer.avro.framing import EXTRA_FIELD, DecodeFailure
+from consumer.codes import DLQ_REASONS
 from consumer.config import AppConfig, SchemaSettings
 from consumer.devtools.samples import HOUR_MS, generate_events
 from tests.consumer.avro.records import exact
@@ -257,17 +258,7 @@ def test_any_json_object_round_trips_exactly(event: dict[str, Any]) -> None:
 # --- dead letters -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "reason",
-    [
-        "undecodable",
-        "missing_field",
-        "invalid_value",
-        "timestamp_out_of_window",
-        "rejected_by_api",
-        "too_large",
-    ],
-)
+@pytest.mark.parametrize("reason", DLQ_REASONS)
 def test_dead_letter_records_round_trip(reason: str) -> None:
     parsed = fastavro.parse_schema(schemas.load_schema(schemas.DEAD_LETTER))
     letter = {
