@@ -83,6 +83,8 @@ log = logging.getLogger("consumer.decoding")
 
 # The registry answered "no such schema id": try it again after this long, not per message.
 _UNKNOWN_ID_RETRY_S: Final = 60.0
+# Unknown ids remembered at most (random ids in hostile messages must not grow memory).
+_MAX_UNKNOWN_IDS: Final = 10_000
 
 
 class Decoder:
@@ -273,6 +275,8 @@ class Decoder:
             registered = registry_call(lambda: registry.get_schema(schema_id), what)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
+                if len(self._unknown_until) >= _MAX_UNKNOWN_IDS:
+                    self._unknown_until.clear()
                 self._unknown_until[schema_id] = time.monotonic() + _UNKNOWN_ID_RETRY_S
                 return undecodable(f"schema id {schema_id} is unknown to the registry")
             raise RegistryRejected(f"{what}: {exc}") from exc

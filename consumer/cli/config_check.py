@@ -30,6 +30,17 @@ _REFUSED_SAMPLE = frozenset({400, 422})
 _REFUSED_CREDENTIALS = frozenset({401, 403, 404})
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, never followed: urllib would re-send the bearer key to the
+    `Location` host as a GET, and a 200 there would read as "accepted"."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def command(args: argparse.Namespace) -> int:
     config = load_or_exit(args.config)
     if not args.mapping_only:
@@ -81,7 +92,7 @@ def check_online(config: AppConfig) -> int:
             headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=config.delivery.timeout_s):
+            with _OPENER.open(request, timeout=config.delivery.timeout_s):
                 print(f"online: pixel {pixel}: accepted", file=sys.stderr)
                 continue
         except urllib.error.HTTPError as error:
@@ -91,6 +102,8 @@ def check_online(config: AppConfig) -> int:
             worst = max(worst, EXIT_UNEXPECTED)
             continue
         message = redact(api_message(answer), [item])
+        if 300 <= status < 400:
+            message = "a redirect, not followed (check capi.base_url)"
         if secret:
             message = message.replace(secret, "[redacted]")
         print(f"online: pixel {pixel}: rejected (HTTP {status}): {message}", file=sys.stderr)

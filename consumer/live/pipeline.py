@@ -135,7 +135,7 @@ class Pipeline:
             dlq_settings = producer_settings(config.kafka_client_settings())
             dlq_settings.update(config.dlq.producer_settings)
             dead_letters = DeadLetterWriter(
-                dlq_settings, config.dlq.topic, clock.time, error_cb=self.client_error
+                dlq_settings, config.dlq.topic, clock.time, error_cb=self.dlq_client_error
             )
         self._dlq = dead_letters
         # Off by default; when off it costs one attribute check per settled batch.
@@ -801,8 +801,18 @@ class Pipeline:
         elif confirmed:
             self.metrics.commits.labels("ok").inc()
 
+    def dlq_client_error(self, error: KafkaError) -> None:
+        """The DLQ producer's error callback: logged, never the consumer's readiness (an idle
+        producer's closed connections, or another DLQ cluster, say nothing of the source's
+        brokers; a DLQ write that cannot succeed is handled where it is written)."""
+        if self._repeats.allow(shape(error.str())):
+            log.warning(
+                "kafka client error (dead-letter producer)",
+                extra={"error": error.name(), "detail": error.str()},
+            )
+
     def client_error(self, error: KafkaError) -> None:
-        """librdkafka's error callback, of the source and of the DLQ producer."""
+        """librdkafka's error callback of the source."""
         self._kafka_cause(error)
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.kafka_reachable = False

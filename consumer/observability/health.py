@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from consumer.observability.inspector import Inspector, page_html
+from consumer.observability.inspector import PAGE_POLICY, Inspector, page_html
 from consumer.observability.metrics import Metrics
 
 # The poll loop beats at least every consume timeout; a minute without a beat is a wedged loop.
@@ -139,10 +139,3 @@ def _static_page(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]
         )
 
     return handle
-
-
-# The page loads nothing from elsewhere: its own script and style, JSON from its own origin.
-PAGE_POLICY = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
-)

@@ -23,6 +23,7 @@ import orjson
 
 from consumer.codes import OUTCOMES, Outcome
 from consumer.live.batching import Pending
+from consumer.redaction import redact_text
 
 MASK: Final = "***"
 # User fields shown as they are: hashes are cut (`_short_hash`), countries are not identities.
@@ -30,6 +31,13 @@ _SHOWN_USER_FIELDS: Final = frozenset({"countries"})
 # `events[3].data.contents[0].amount` in an API error text → `data.contents[0].amount`.
 _API_PATH: Final = re.compile(
     r"events\[\d+\]\.((?:[A-Za-z_][A-Za-z0-9_]*|\[\d+\])(?:\.?(?:[A-Za-z_][A-Za-z0-9_]*|\[\d+\]))*)"
+)
+
+
+# The page loads nothing from elsewhere: its own script and style, JSON from its own origin.
+PAGE_POLICY: Final = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
 )
 
 
@@ -45,37 +53,60 @@ def page_html(events_url: str, title: str) -> bytes:
     )
 
 
+_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
+# Envelope keys shown as they are; every other top-level key (an identity the producer put in
+# the wrong place, a legacy name) is masked, as is a `user` that is not an object.
+_SHOWN_ENVELOPE_KEYS: Final = frozenset(
+    {"id", "type", "timestamp_ms", "custom_event_name", "action_source", "opt_out", "data"}
+)
+
+
 def _short_hash(value: object) -> object:
-    return value[:8] + "…" if isinstance(value, str) else MASK
+    """A SHA-256 hex digest cut to 8 digits; anything else in a hash field (a clear value the
+    API would reject) is masked."""
+    if isinstance(value, str) and _HEX_DIGEST.fullmatch(value):
+        return value[:8] + "…"
+    return MASK
 
 
 def _url_without_query(url: object) -> object:
     if not isinstance(url, str):
-        return url
+        return MASK
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    path = redact_text(parts.path)  # an email or a phone number in a path segment
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, "", ""))
+
+
+def _masked_user(user: object) -> object:
+    if not isinstance(user, dict):
+        return MASK
+    masked: dict[str, Any] = {}
+    for name, value in user.items():
+        if name.endswith("_sha256"):
+            shown = value if isinstance(value, list) else [value]
+            masked[name] = [_short_hash(item) for item in shown]
+        elif name in _SHOWN_USER_FIELDS:
+            masked[name] = value
+        else:
+            masked[name] = MASK
+    return masked
 
 
 def private_view(event: dict[str, Any]) -> dict[str, Any]:
     """The event with no clear-text identity: `user` values masked except the hashes (their
-    first 8 hex digits) and `countries`; `oppref` masked; `source_url` without its query."""
-    view = dict(event)
-    if "oppref" in view:
-        view["oppref"] = MASK
-    if "source_url" in view:
-        view["source_url"] = _url_without_query(view["source_url"])
-    user = view.get("user")
-    if isinstance(user, dict):
-        masked: dict[str, Any] = {}
-        for name, value in user.items():
-            if name.endswith("_sha256"):
-                shown = value if isinstance(value, list) else [value]
-                masked[name] = [_short_hash(item) for item in shown]
-            elif name in _SHOWN_USER_FIELDS:
-                masked[name] = value
-            else:
-                masked[name] = MASK
-        view["user"] = masked
+    first 8 hex digits) and `countries`; `oppref` masked; `source_url` without its query; any
+    key that is not a known non-identity envelope key masked (an allowlist: what the API
+    rejects, e.g. in the sandbox's page, may carry identities anywhere)."""
+    view: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in _SHOWN_ENVELOPE_KEYS:
+            view[key] = value
+        elif key == "user":
+            view[key] = _masked_user(value)
+        elif key == "source_url":
+            view[key] = _url_without_query(value)
+        else:
+            view[key] = MASK
     return view
 
 

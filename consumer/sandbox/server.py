@@ -366,7 +366,14 @@ def _page() -> bytes:
 
 async def handle_page(_request: web.Request) -> web.Response:
     """`GET /_sandbox/`: a local "test events" screen (the events inspector's page)."""
-    return web.Response(body=_page(), content_type="text/html", charset="utf-8")
+    from consumer.observability.inspector import PAGE_POLICY
+
+    return web.Response(
+        body=_page(),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_POLICY},
+    )
 
 
 async def handle_page_events(request: web.Request) -> web.Response:

@@ -4,6 +4,9 @@ API cannot be reached; messages never show the key."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +81,52 @@ def test_config_check_online(tmp_path: Path) -> None:
     code, lines = check_online(tmp_path, {**unreachable, "api_key": API_KEY})
     assert code == 1
     assert lines[0].startswith(f"online: pixel {PIXEL}: unreachable")
+
+
+def test_a_redirect_is_refused_and_the_key_never_follows_it(tmp_path: Path) -> None:
+    """A 302 to another host is not followed (urllib would re-send the bearer key there as a
+    GET, and read its 200 as "accepted"): exit 1, and the other host hears nothing."""
+    heard: list[str] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            heard.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere) as elsewhere:
+        target = f"http://127.0.0.1:{elsewhere.server_address[1]}/"
+
+        class Redirecting(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        with ThreadingHTTPServer(("127.0.0.1", 0), Redirecting) as redirecting:
+            threads = [
+                threading.Thread(target=server.serve_forever, daemon=True)
+                for server in (elsewhere, redirecting)
+            ]
+            for thread in threads:
+                thread.start()
+            try:
+                base_url = f"http://127.0.0.1:{redirecting.server_address[1]}"
+                capi = {"base_url": base_url, "pixel_id": PIXEL, "api_key": API_KEY}
+                code, lines = check_online(tmp_path, capi)
+            finally:
+                redirecting.shutdown()
+                elsewhere.shutdown()
+    assert code == 1
+    assert lines == [
+        f"online: pixel {PIXEL}: rejected (HTTP 302): "
+        "a redirect, not followed (check capi.base_url)"
+    ]
+    assert heard == []

@@ -123,6 +123,10 @@ def test_ready_again_on_the_next_broker_response(
     health = serve_health(pipeline)
     try:
         wait_for(lambda: pipeline.metrics.up._value.get() == 1, 30, "ready")
+        # The DLQ producer's outage (another cluster, idle connections closed) is not the
+        # source's: readiness stays.
+        pipeline.dlq_client_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+        assert pipeline.readiness() == (True, "ok")
         caplog.set_level(logging.INFO, logger="consumer.pipeline")
         pipeline.client_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "3/3 brokers are down"))
         wait_for(

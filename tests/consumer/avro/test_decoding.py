@@ -210,6 +210,25 @@ def test_an_unknown_schema_id_is_undecodable_and_asked_once(registry: RegistrySt
     assert registry.requests == before + 1
 
 
+def test_unknown_schema_ids_remembered_are_bounded(
+    registry: RegistryStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random ids in hostile messages cannot grow memory: past the bound the remembered
+    unknown ids are forgotten (and asked again), never kept."""
+    from consumer.avro import decoding
+
+    monkeypatch.setattr(decoding, "_MAX_UNKNOWN_IDS", 3)
+    decoder = Decoder(registry_settings(registry))
+    before = registry.requests
+    ids = [5000 + n for n in range(7)]
+    decoder.decode_batch([framed(i, b"\x00") for i in ids])
+    assert registry.requests == before + 7
+    decoder.decode_batch([framed(ids[-1], b"\x00")])  # remembered: not asked again
+    assert registry.requests == before + 7
+    decoder.decode_batch([framed(ids[0], b"\x00")])  # forgotten when the bound was hit
+    assert registry.requests == before + 8
+
+
 # --- the registry going away ------------------------------------------------------------------
 
 

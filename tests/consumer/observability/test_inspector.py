@@ -96,6 +96,27 @@ def test_private_view_masks_every_clear_identity() -> None:
     assert event["oppref"] == "opp-secret"  # the event itself is left as it was
 
 
+def test_private_view_masks_identities_where_a_malformed_event_puts_them() -> None:
+    """What the API rejects (the sandbox's page shows it) may carry identities anywhere: only
+    known non-identity envelope keys are shown, and only real digests are cut, not masked."""
+    event = {
+        "id": "o2",
+        "user": "jane@doe.example",
+        "email": "jane@doe.example",
+        "ip_address": "203.0.113.9",
+        "source_url": "https://shop.example.com/account/jane@doe.example/orders?x=1",
+    }
+    assert private_view(event) == {
+        "id": "o2",
+        "user": "***",
+        "email": "***",
+        "ip_address": "***",
+        "source_url": "https://shop.example.com/account/[redacted]/orders",
+    }
+    clear_in_hash = {"user": {"emails_sha256": ["jane.doe@example.com", EMAIL_HASH]}}
+    assert private_view(clear_in_hash)["user"] == {"emails_sha256": ["***", EMAIL_HASH[:8] + "…"]}
+
+
 def test_failing_field_of_an_api_error() -> None:
     assert api_error_field("events[0].data.contents[2].quantity must be an integer") == (
         "data.contents[2].quantity"

@@ -30,6 +30,7 @@ async def test_sandbox_page_lists_stored_and_rejected_events(
     assert page.headers["Content-Type"].startswith("text/html")
     assert "/_sandbox/events.json" in page.body
     assert "<script src" not in page.body  # self-contained
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
 
     shown = (await get(session, f"{sandbox.url}/_sandbox/events.json")).body
     assert shown["counts"] == {"stored": 4, "rejected": 1}
