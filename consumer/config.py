@@ -49,7 +49,8 @@ _CASE_KEPT_MAPS = ("event_mapping", "field_mapping")
 # `kafka.settings`, which overrides them.
 KAFKA_CONSUMER_DEFAULTS: dict[str, str | int | float | bool] = {
     # The prefetch, bounded in bytes whatever the backlog and the partition count: memory
-    # stays flat (~125 MB draining 1M events, and while the API is down).
+    # stays flat while the API is down (~120 MB); a drain's peak follows the events in flight
+    # (`delivery.max_pending_events`), not the prefetch (docs/benchmarks.md).
     "queued.max.messages.kbytes": 8192,
     "fetch.max.bytes": 8 * 1024 * 1024,
     # How long librdkafka waits to fetch a partition again when that prefetch is full (its

@@ -51,6 +51,7 @@ from consumer.live.reachability import (
     KafkaUnreachable,
     await_metadata,
     client_logger,
+    known_topics,
     missing_topics,
 )
 from consumer.observability.logs import setup_logging
@@ -381,15 +382,11 @@ def partitions_of(
     consumer: Consumer, topics: tuple[str, ...] | list[str]
 ) -> list[TopicPartitionKey]:
     # Metadata for all topics: naming one could create it on a broker that auto-creates.
-    metadata = consumer.list_topics(timeout=10)
-    missing = missing_topics(metadata, topics)
+    known = known_topics(consumer.list_topics(timeout=10))
+    missing = missing_topics(known, topics)
     if missing:
         raise MissingTopic(f"topic {missing[0]!r} does not exist")
-    return [
-        (topic, partition)
-        for topic in topics
-        for partition in sorted(metadata.topics[topic].partitions)
-    ]
+    return [(topic, partition) for topic in topics for partition in known[topic]]
 
 
 def watermarks(

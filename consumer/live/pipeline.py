@@ -42,7 +42,7 @@ from consumer.live.dlq import DeadLetterSink, DeadLetterWriter, Origin
 from consumer.live.gate import LIVE, Gate, Pacer
 from consumer.live.kafka_clients import producer_settings
 from consumer.live.offsets import OffsetTracker, TopicPartitionKey
-from consumer.live.reachability import ErrorCause, MissingTopics, Throttle, shape
+from consumer.live.reachability import ErrorCause, MissingTopics, Throttle, missing_topics, shape
 from consumer.live.routing import Router, api_keys
 from consumer.live.settle import DlqBreaker, Settler, Summary
 from consumer.live.source import (
@@ -666,7 +666,7 @@ class Pipeline:
             self.config.kafka.unreachable_timeout_s, self._kafka_cause
         )
         self._note_reachable()
-        missing = [topic for topic in dict.fromkeys(self._topics) if topic not in known]
+        missing = missing_topics(known, self._topics)
         if missing:
             raise MissingTopics(missing)
         snapshot: dict[TopicPartitionKey, int] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -115,11 +115,15 @@ def await_metadata(
             raise KafkaUnreachable(bootstrap_servers, (cause.last if cause else None) or reason)
 
 
-def missing_topics(metadata: Any, topics: Iterable[str]) -> list[str]:
-    """The topics the metadata does not hold (or holds with an error or no partition)."""
-    known = metadata.topics
-    return [
-        topic
-        for topic in dict.fromkeys(topics)
-        if topic not in known or known[topic].error is not None or not known[topic].partitions
-    ]
+def known_topics(metadata: Any) -> dict[str, list[int]]:
+    """The topics cluster metadata holds without an error, with their partitions."""
+    return {
+        name: sorted(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if topic.error is None and topic.partitions
+    }
+
+
+def missing_topics(known: Mapping[str, object], topics: Iterable[str]) -> list[str]:
+    """The `topics` (each once, in order) that are not `known`."""
+    return [topic for topic in dict.fromkeys(topics) if topic not in known]

@@ -17,7 +17,7 @@ from consumer.config import AppConfig
 from consumer.errors import SourceError
 from consumer.live.kafka_clients import consumer_settings
 from consumer.live.offsets import TopicPartitionKey
-from consumer.live.reachability import ErrorCause, await_metadata, client_logger
+from consumer.live.reachability import ErrorCause, await_metadata, client_logger, known_topics
 
 # The error code of the marker a source returns when a partition's end is reached.
 PARTITION_EOF: Final = KafkaError._PARTITION_EOF
@@ -196,13 +196,13 @@ class ConfluentSource:
 
     def metadata(self, timeout_s: float) -> dict[str, list[int]]:
         try:
-            return _known_topics(self._client.list_topics(timeout=timeout_s))
+            return known_topics(self._client.list_topics(timeout=timeout_s))
         except KafkaException as exc:
             raise SourceError(str(exc)) from exc
 
     def await_metadata(self, timeout_s: float, cause: ErrorCause) -> dict[str, list[int]]:
         servers = str(self._settings.get("bootstrap.servers"))
-        return _known_topics(await_metadata(self._client, servers, timeout_s, cause))
+        return known_topics(await_metadata(self._client, servers, timeout_s, cause))
 
     def watermarks(
         self, key: TopicPartitionKey, *, cached: bool = False, timeout_s: float | None = None
@@ -264,14 +264,6 @@ class ConfluentSource:
 def coordinates(record: Record) -> tuple[TopicPartitionKey, int]:
     """(topic, partition), offset of a consumed record (never None for a record)."""
     return (cast(str, record.topic()), cast(int, record.partition())), cast(int, record.offset())
-
-
-def _known_topics(metadata: Any) -> dict[str, list[int]]:
-    return {
-        name: sorted(topic.partitions)
-        for name, topic in metadata.topics.items()
-        if topic.error is None and topic.partitions
-    }
 
 
 def _partitions(keys: Iterable[TopicPartitionKey]) -> list[TopicPartition]:
