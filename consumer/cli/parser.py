@@ -8,6 +8,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from consumer.cli.startup import limit_malloc_arenas
 from consumer.config import ConfigError
 from consumer.exit_codes import EXIT_CONFIG
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

@@ -609,9 +609,21 @@ class Pipeline:
         delivery = self._delivery
         settings = self.config.delivery
         pending_events = len(self._batcher) + sum(len(b.items) for b in self._in_flight.values())
+        # Paused at the limits, resumed only once half of them is settled: a pause drops the
+        # partitions' prefetched records (librdkafka), so resuming at the first answer paused
+        # again at the next batch and fetched the same records over and over.
+        if self._paused:
+            over_limits = (
+                pending_events > settings.max_pending_events // 2
+                or self._pending_bytes > settings.max_pending_bytes // 2
+            )
+        else:
+            over_limits = (
+                pending_events >= settings.max_pending_events
+                or self._pending_bytes >= settings.max_pending_bytes
+            )
         should_pause = (
-            pending_events >= settings.max_pending_events
-            or self._pending_bytes >= settings.max_pending_bytes
+            over_limits
             or (delivery is not None and delivery.retrying)
             or self._dlq.failing
             or bool(self.stalled)

@@ -14,6 +14,7 @@ from consumer.avro.encoder import Encoder
 from consumer.config import AppConfig, SchemaSettings
 from consumer.devtools.samples import generate_events
 from consumer.errors import DlqBreakerTripped
+from consumer.live.delivery import BatchResult
 from consumer.live.gate import Gate
 from consumer.live.offsets import TopicPartitionKey
 from consumer.live.pipeline import Pipeline
@@ -124,6 +125,43 @@ def test_backpressure_pauses_at_the_pending_limit_and_resumes_once_answered() ->
     assert seen["read"] <= 10 + 5  # the limit, plus what one consume call may still return
     assert harness.source.resume_calls >= 1
     assert harness.source.commits == {P0: 40}
+
+
+def test_paused_partitions_resume_only_once_half_the_pending_limit_is_settled() -> None:
+    # A pause drops librdkafka's prefetched records: resuming at the first answer would pause
+    # again at the next batch and fetch the same records over and over.
+    config = live_config(
+        kafka={"consume_batch_size": 5},
+        batch={"max_events": 5},
+        delivery={"max_pending_events": 20},
+    )
+    harness = Harness(config, {P0: encoded_events(60)}, hold=True)
+    delivery = harness.delivery
+    seen: dict[str, Any] = {}
+
+    def answer_one() -> None:
+        batch = delivery.held.pop(0)
+        delivery.results.put(BatchResult(batch, delivered=list(batch.items), requests=1))
+
+    def look(name: str, then: Callable[[], None]) -> Callable[[], None]:
+        def step() -> None:
+            seen[name] = (set(harness.source.paused), harness.source.resume_calls)
+            then()
+
+        return step
+
+    def answer_all() -> None:
+        delivery.hold = False
+        delivery.release()
+
+    harness.at_turn[30] = look("at the limit", answer_one)  # 20 pending → 15
+    harness.at_turn[60] = look("15 pending", answer_one)  # → 10: half the limit
+    harness.at_turn[90] = look("10 pending", answer_all)
+    assert harness.run() == "caught_up"
+    assert seen["at the limit"] == ({P0}, 0)
+    assert seen["15 pending"] == ({P0}, 0)
+    assert seen["10 pending"][1] == 1  # resumed (and, refilled to the limit, paused again)
+    assert harness.source.commits == {P0: 60}
 
 
 def test_a_retrying_delivery_pauses_consumption() -> None:
