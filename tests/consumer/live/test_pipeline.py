@@ -212,6 +212,29 @@ def test_a_bounded_run_reads_its_range_and_commits_nothing_past_its_end() -> Non
     assert harness.delivery.sent_offsets(P1) == []
 
 
+def test_a_bounded_run_commits_nothing_unanswered_when_its_end_comes_with_the_records() -> None:
+    # One consume call returns offsets 0-11; 8 is the end: the end must not let the position
+    # jump over 0-7 while their batch is unanswered.
+    harness = Harness(
+        live_config(kafka={"commit_interval_s": 0.001}),
+        {P0: encoded_events(12)},
+        gate=Gate(end_offsets={P0: 8}),
+        hold=True,
+    )
+    seen: dict[str, Any] = {}
+
+    def look_then_answer() -> None:
+        seen["commits"] = dict(harness.source.commits)
+        seen["held"] = sum(len(batch.items) for batch in harness.delivery.held)
+        harness.delivery.hold = False
+        harness.delivery.release()
+
+    harness.at_turn[300] = look_then_answer
+    assert harness.run(until_caught_up=False) == "caught_up"
+    assert seen == {"commits": {}, "held": 8}
+    assert harness.source.commits == {P0: 8}
+
+
 def test_a_dry_run_maps_but_sends_and_commits_nothing() -> None:
     sample: list[dict[str, Any]] = []
     gate = Gate(end_offsets={P0: 10}, dry_run=True, on_dry_run_event=sample.append)
