@@ -75,6 +75,7 @@ class Batch:
     opened_at: float = 0.0
     # Its events per span, counted once when it is sent (`Settler.sent`).
     spans: dict[Span, int] | None = None
+    oldest_ms: int = 0  # its oldest event's timestamp, set when it is sent (gauges)
 
     @property
     def payload_bytes(self) -> int:

@@ -427,7 +427,7 @@ class Pipeline:
         unwrap = gate.unwrap
         origins: list[Origin | None] = []
         if unwrap is None:
-            values = list(map(_value, records))
+            values = [record.value() for record in records]
             origins = [None] * len(records)
         else:
             values = []
@@ -588,7 +588,10 @@ class Pipeline:
         if not validate:
             # The window is an interval: the oldest and newest events tell for all.
             timestamps = list(map(_timestamp, batch.items))
-            if in_window(min(timestamps), now_ms) and in_window(max(timestamps), now_ms):
+            if not timestamps:
+                return batch
+            batch.oldest_ms = min(timestamps)
+            if in_window(batch.oldest_ms, now_ms) and in_window(max(timestamps), now_ms):
                 return batch
         kept = []
         for item in batch.items:
@@ -629,7 +632,10 @@ class Pipeline:
                 pixel=batch.pixel_id,
                 counted=True,
             )
-        return batch.with_items(kept)
+        checked = batch.with_items(kept)
+        if kept:
+            checked.oldest_ms = min(map(_timestamp, kept))
+        return checked
 
     def _settle_results(self, block_s: float) -> None:
         if self._delivery is None:
@@ -693,11 +699,11 @@ class Pipeline:
             log.warning("commit failed", extra={"error": str(exc)})
 
     def _update_gauges(self) -> None:
-        pending = [item for b in self._in_flight.values() for item in b.items]
-        self.metrics.pending_events.set(len(pending) + len(self._batcher))
+        in_flight = self._in_flight.values()
+        self.metrics.pending_events.set(sum(len(b.items) for b in in_flight) + len(self._batcher))
         self.metrics.pending_bytes.set(self._pending_bytes)
-        if pending:
-            oldest = min(item.timestamp_ms for item in pending)
+        if in_flight:
+            oldest = min(batch.oldest_ms for batch in in_flight)
             self.metrics.oldest_pending_age.set(max(0.0, self._clock.time() - oldest / 1000))
         else:
             self.metrics.oldest_pending_age.set(0)
@@ -911,8 +917,6 @@ class Pipeline:
 _USER_IDENTITY = frozenset(IDENTITY_FIELDS) - {"oppref"}
 _payload = operator.attrgetter("payload")
 _timestamp = operator.attrgetter("timestamp_ms")
-_value = operator.methodcaller("value")
-_offset = operator.methodcaller("offset")
 
 
 def _offsets(run: list[Record]) -> range | list[int]:
@@ -922,7 +926,7 @@ def _offsets(run: list[Record]) -> range | list[int]:
     last = cast(int, run[-1].offset())
     if last - first + 1 == len(run):
         return range(first, last + 1)
-    return list(map(_offset, run))
+    return cast(list[int], [record.offset() for record in run])  # (a methodcaller is slower)
 
 
 def _identity_fields(shape: tuple[tuple[str, ...], bool]) -> frozenset[str]:
