@@ -79,7 +79,7 @@ def check_online(config: AppConfig) -> int:
     if not keys:
         raise ConfigError("capi.pixel_id", "required (or capi.routes) for --online")
     sample = sample_event(config, time.time_ns() // 1_000_000)
-    item = Pending(orjson.dumps(sample), ("", 0), 0, sample["timestamp_ms"], None)
+    item = Pending.alone(orjson.dumps(sample), sample["timestamp_ms"])
     url = config.capi.base_url.rstrip("/") + "/v1/events"
     worst = EXIT_OK
     for pixel, key in keys.items():

@@ -7,13 +7,16 @@ class: time is passed in.
 
 from __future__ import annotations
 
+import operator
+from bisect import bisect_right
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from consumer.live.offsets import TopicPartitionKey
+from consumer.live.offsets import OffsetTracker, Span, TopicPartitionKey
 
 if TYPE_CHECKING:
     from consumer.live.dlq import Origin
@@ -23,18 +26,17 @@ if TYPE_CHECKING:
 _ENVELOPE_BYTES = 160
 
 
-@dataclass(slots=True)
-class Pending:
+class Pending(NamedTuple):
     """One mapped event on its way: its serialized form and where it came from.
 
     Only the bytes are kept: the mapped dict is freed right after serialization, while it is
     still in the CPU cache (keeping thousands in flight cost memory and cache misses at every
     settle). The rare paths that need it (a 400 to bisect, validation, redaction) parse it back.
+    A tuple: built in one call per event, its coordinates shared with its span.
     """
 
     payload: bytes
-    source: TopicPartitionKey
-    offset: int
+    span: Span  # the consumed records it is one of (its partition and how it settles)
     timestamp_ms: int
     record: Any  # the Kafka message (its value and key go to the DLQ if the API rejects it)
     origin: Origin | None = None  # set when replaying the DLQ: the event's first coordinates
@@ -46,6 +48,24 @@ class Pending:
         event: dict[str, Any] = orjson.loads(self.payload)
         return event
 
+    @property
+    def source(self) -> TopicPartitionKey:
+        return self.span.key
+
+    @property
+    def offset(self) -> int:
+        if self.record is None:  # `alone`
+            return self.span.offsets[0]
+        offset: int = self.record.offset()
+        return offset
+
+    @classmethod
+    def alone(
+        cls, payload: bytes, timestamp_ms: int, key: TopicPartitionKey = ("", 0), offset: int = 0
+    ) -> Pending:
+        """An event outside the live loop (`config check`, tests): a span of its own."""
+        return cls(payload, OffsetTracker().consumed(key, offset), timestamp_ms, None)
+
 
 @dataclass(slots=True)
 class Batch:
@@ -53,6 +73,14 @@ class Batch:
     items: list[Pending] = field(default_factory=list)
     size: int = _ENVELOPE_BYTES
     opened_at: float = 0.0
+    # Its events per span, counted once when it is sent (`Settler.sent`).
+    spans: dict[Span, int] | None = None
+    oldest_ms: int = 0  # its oldest event's timestamp, set when it is sent (gauges)
+
+    @property
+    def payload_bytes(self) -> int:
+        """The sum of its payloads' lengths (from `size`, kept exact as events come and go)."""
+        return self.size - _ENVELOPE_BYTES - len(self.items)
 
     def split(self) -> tuple[Batch, Batch]:
         middle = len(self.items) // 2
@@ -73,10 +101,13 @@ class Batch:
             return b'{"events":[' + tail
         # One join, the envelope glued to the first and last events: the body (about 1 MB) is
         # copied once, not once per `+`.
-        parts = [item.payload for item in self.items]
+        parts = list(map(_payload, self.items))
         parts[0] = b'{"events":[' + parts[0]
         parts[-1] += tail
         return b",".join(parts)
+
+
+_payload = operator.attrgetter("payload")
 
 
 class Batcher:
@@ -88,18 +119,38 @@ class Batcher:
 
     def add(self, pixel_id: str, item: Pending, now: float) -> list[Batch]:
         """Add one event; returns the batches that became full (usually none)."""
+        return self.extend(pixel_id, [item], now)
+
+    def extend(self, pixel_id: str, items: list[Pending], now: float) -> list[Batch]:
+        """Add events in order, as `add` one by one would; returns the batches that became
+        full. Sizes are summed in C and each batch takes its share in one slice."""
         ready: list[Batch] = []
-        batch = self._open.get(pixel_id)
-        added = len(item.payload) + 1
-        if batch is not None and batch.size + added > self.max_bytes:
-            ready.append(self._open.pop(pixel_id))
-            batch = None
-        if batch is None:
-            batch = self._open[pixel_id] = Batch(pixel_id, opened_at=now)
-        batch.items.append(item)
-        batch.size += added
-        if len(batch.items) >= self.max_events or batch.size >= self.max_bytes:
-            ready.append(self._open.pop(pixel_id))
+        # ends[i]: the bytes items[:i] add to a batch (each payload and its comma).
+        payload_ends = [0, *accumulate(map(len, map(_payload, items)))]
+        ends = list(map(operator.add, payload_ends, range(len(payload_ends))))
+        start = 0
+        count = len(items)
+        while start < count:
+            batch = self._open.get(pixel_id)
+            if batch is None:
+                batch = self._open[pixel_id] = Batch(pixel_id, opened_at=now)
+            # As many as fit in bytes and in count; an empty batch takes at least one.
+            fit = bisect_right(ends, ends[start] + self.max_bytes - batch.size, start) - 1 - start
+            take = min(fit, self.max_events - len(batch.items), count - start)
+            if take <= 0:
+                if batch.items:
+                    ready.append(self._open.pop(pixel_id))
+                    continue
+                take = 1
+            batch.items += items[start : start + take]
+            batch.size += ends[start + take] - ends[start]
+            start += take
+            if (
+                start < count  # the next one does not fit
+                or len(batch.items) >= self.max_events
+                or batch.size >= self.max_bytes
+            ):
+                ready.append(self._open.pop(pixel_id))
         return ready
 
     def due(self, now: float) -> list[Batch]:

@@ -16,9 +16,9 @@ import contextlib
 import logging
 import operator
 import queue
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from confluent_kafka import KafkaError
@@ -41,7 +41,7 @@ from consumer.live.delivery import Delivery, DeliveryThread, Sender, describe, d
 from consumer.live.dlq import DeadLetterSink, DeadLetterWriter, Origin
 from consumer.live.gate import LIVE, Gate, Pacer
 from consumer.live.kafka_clients import producer_settings
-from consumer.live.offsets import OffsetTracker, TopicPartitionKey
+from consumer.live.offsets import OffsetTracker, Span, TopicPartitionKey
 from consumer.live.reachability import ErrorCause, MissingTopics, Throttle, missing_topics, shape
 from consumer.live.routing import Router, api_keys
 from consumer.live.settle import DlqBreaker, Settler, Summary
@@ -160,6 +160,8 @@ class Pipeline:
         self._in_flight: dict[int, Batch] = {}
         self._pending_bytes = 0
         self.stalled: list[Record] = []  # consumed, not decodable yet (registry down)
+        self._stalled_at: list[Span] = []  # their spans
+        self._read: Counter[str] = Counter()  # records consumed per topic, this consume call
         self._stalled_retry_at = 0.0
         self._stalled_attempt = 0
         self._finished_partitions: set[TopicPartitionKey] = set()
@@ -327,12 +329,15 @@ class Pipeline:
     # -- consume → decode → map → batch ------------------------------------------------------
 
     def _process(self, records: list[Record]) -> None:
-        gate = self.gate
-        bounded = gate.bounded
+        bounded = self.gate.bounded
         tracker = self._tracker
         to_decode: list[Record] = []
-        to_decode_at: list[tuple[TopicPartitionKey, int]] = []
-        per_topic: Counter[str] = Counter()
+        # Where each run of records of one partition starts in `to_decode`: the bookkeeping
+        # (spans, counts, metrics) is per run, not per record.
+        starts: list[int] = []
+        run_topic: str | None = None
+        run_partition: int | None = None
+        ends: list[tuple[TopicPartitionKey, int]] = []
         for record in records:
             error = record.error()
             if error is not None:
@@ -342,28 +347,67 @@ class Pipeline:
                     key, end = coordinates(record)
                     if bounded:  # a bounded run never commits past its snapshot
                         end = min(end, self._end_snapshot.get(key, 0))
-                    tracker.reached_end(key, end)
+                    ends.append((key, end))  # once the records before it are tracked
                 elif self._repeats.allow(shape(error.str())):
                     log.warning(
                         "consume error", extra={"error": error.name(), "detail": error.str()}
                     )
                 continue
-            key, offset = coordinates(record)
-            if bounded and self._past_end(key, offset):
-                continue
-            tracker.consumed(key, offset)
-            per_topic[key[0]] += 1
-            if bounded and not gate.admits(key, record):
-                self._settler.filtered(key, offset)
-                continue
+            partition = record.partition()
+            topic = record.topic()
+            if partition != run_partition or topic != run_topic:
+                run_partition = partition
+                run_topic = topic
+                starts.append(len(to_decode))
             to_decode.append(record)
-            to_decode_at.append((key, offset))
-        for topic, count in per_topic.items():
+        starts.append(len(to_decode))
+        decode: list[Record] = []
+        at: list[Span] = []  # the span of each record to decode
+        for index in range(len(starts) - 1):
+            run = to_decode[starts[index] : starts[index + 1]]
+            if not run:
+                continue
+            first = run[0]
+            key = tracker.key(cast(str, first.topic()), cast(int, first.partition()))
+            if bounded:
+                self._bounded_run(key, run, decode, at)
+                continue
+            span = tracker.consumed_span(key, _offsets(run))
+            self._read[key[0]] += len(run)
+            decode += run
+            at += [span] * len(run)
+        for key, end in ends:
+            tracker.reached_end(key, end)
+        read = self._read
+        for topic, count in read.items():
             self.summary.read += count
             self.metrics.events_consumed.labels(topic).inc(count)
-        self._pacer.took(len(to_decode), self._clock.monotonic())
-        if to_decode:
-            self._decode_and_map(to_decode, to_decode_at)
+        read.clear()
+        self._pacer.took(len(decode), self._clock.monotonic())
+        if decode:
+            self._decode_and_map(decode, at)
+
+    def _bounded_run(
+        self, key: TopicPartitionKey, run: list[Record], decode: list[Record], at: list[Span]
+    ) -> None:
+        """A run of records of a bounded run (backfill, DLQ replay): those past its end are
+        not processed; those it does not admit are settled as filtered."""
+        gate = self.gate
+        end = self._end_snapshot.get(key)
+        kept = run
+        if end is not None:
+            kept = [record for record in run if cast(int, record.offset()) < end]
+        if kept:
+            span = self._tracker.consumed_span(key, _offsets(kept))
+            self._read[key[0]] += len(kept)
+            for record in kept:
+                if gate.admits(key, record):
+                    decode.append(record)
+                    at.append(span)
+                else:
+                    self._settler.filtered(span, cast(int, record.offset()))
+        if len(kept) < len(run):  # once the records before it are tracked
+            self._past_end(key, cast(int, run[len(kept)].offset()))
 
     def _past_end(self, key: TopicPartitionKey, offset: int) -> bool:
         end = self._end_snapshot.get(key)
@@ -377,9 +421,8 @@ class Pipeline:
             return True
         return False
 
-    def _decode_and_map(
-        self, records: list[Record], at: list[tuple[TopicPartitionKey, int]] | None = None
-    ) -> None:
+    def _decode_and_map(self, records: list[Record], at: list[Span]) -> None:
+        """`at`: the span of each record."""
         gate = self.gate
         unwrap = gate.unwrap
         origins: list[Origin | None] = []
@@ -399,21 +442,25 @@ class Pipeline:
             # Printed on stderr too: the registry's text may carry its URL's user info.
             self._fail(RegistryRefused(redact_log(str(exc))))
             self.stalled.extend(records)
+            self._stalled_at.extend(at)
             return
         except RegistryUnavailable as exc:
             log.warning("schema registry unavailable; pausing", extra={"error": str(exc)})
-            self.stalled.extend(records)  # coordinates are recomputed on retry
+            self.stalled.extend(records)
+            self._stalled_at.extend(at)
             self._stalled_attempt += 1
             self._stalled_retry_at = self._clock.time() + min(30.0, 0.5 * 2**self._stalled_attempt)
             return
         self._stalled_attempt = 0
         now_ms = int(self._clock.time() * 1000)
         now = self._clock.time()
-        # The hot loop: names bound locally, counters summed once per batch.
+        # The hot loop: names bound locally, counts and batches made once per consume batch.
         settler = self._settler
         compiled = self._compiled
         dumps = self._dumps
-        add = self._batcher.add
+        pending = Pending
+        new = tuple.__new__  # Pending's fields without a Python call
+        by_pixel: defaultdict[str, list[Pending]] = defaultdict(list)
         pixel_of = self._router.pixel_of
         only_pixel = self._router.only_pixel
         read_values = self._read_values
@@ -421,13 +468,10 @@ class Pipeline:
         dry_run = gate.dry_run
         skip_expired = gate.expired == "skip"
         inspector = self.inspector
-        mapped_per_pixel: Counter[str] = Counter()
-        pending_bytes = 0
-        if at is None:
-            at = [coordinates(record) for record in records]
-        for record, event, origin, (key, offset) in zip(records, decoded, origins, at, strict=True):
+        dry_run_mapped: Counter[str] = Counter()
+        for record, event, origin, span in zip(records, decoded, origins, at, strict=True):
             if isinstance(event, DecodeFailure):
-                settler.dead_letter(record, origin, "undecodable", event.message)
+                settler.dead_letter(record, span, origin, "undecodable", event.message)
                 if inspector is not None:
                     inspector.record(
                         "dead_lettered",
@@ -443,19 +487,17 @@ class Pipeline:
             if isinstance(outcome, Mapped):
                 pixel = only_pixel or pixel_of(event_values)
                 if pixel is None:
-                    settler.skipped(key, offset, "unrouted")
+                    settler.skipped(span, cast(int, record.offset()), "unrouted")
                     if inspector is not None:
                         self._inspect_unsent("unrouted", event_values, outcome.event["type"])
                     continue
                 mapped = outcome.event
-                mapped_per_pixel[pixel] += 1
                 if dry_run:
+                    dry_run_mapped[pixel] += 1
                     if gate.on_dry_run_event is not None:
                         gate.on_dry_run_event(mapped)
-                    self._tracker.settle(key, offset)
+                    self._tracker.settle_offset(span, cast(int, record.offset()))
                     continue
-                payload = dumps(mapped)
-                pending_bytes += len(payload)
                 # Events share a handful of identity shapes: one frozenset each, not a set per
                 # event in flight.
                 user = mapped.get("user")
@@ -463,24 +505,22 @@ class Pipeline:
                 identity = identities.get(shape)
                 if identity is None:
                     identity = identities[shape] = _identity_fields(shape)
-                full = add(
-                    pixel,
-                    Pending(payload, key, offset, mapped["timestamp_ms"], record, origin, identity),
-                    now,
+                by_pixel[pixel].append(
+                    new(
+                        pending,
+                        (dumps(mapped), span, mapped["timestamp_ms"], record, origin, identity),
+                    )
                 )
-                if full:
-                    self._pending_bytes += pending_bytes
-                    pending_bytes = 0
-                    self._submit(full)
             elif isinstance(outcome, Skipped):
-                settler.skipped(key, offset, outcome.reason)
+                settler.skipped(span, cast(int, record.offset()), outcome.reason)
                 if inspector is not None:
                     self._inspect_unsent(outcome.reason, event_values)
             elif outcome.code == "timestamp_out_of_window" and skip_expired:
-                settler.skipped(key, offset, "timestamp_out_of_window")
+                settler.skipped(span, cast(int, record.offset()), "timestamp_out_of_window")
             else:
                 settler.dead_letter(
                     record,
+                    span,
                     origin,
                     mapping_dlq_reason(outcome.code),
                     outcome.message,
@@ -488,8 +528,14 @@ class Pipeline:
                 )
                 if inspector is not None:
                     self._inspect_unsent(outcome.code, event_values, failed=outcome)
-        self._pending_bytes += pending_bytes
-        settler.mapped(mapped_per_pixel)
+        if dry_run:
+            settler.mapped(dry_run_mapped)
+            return
+        settler.mapped({pixel: len(items) for pixel, items in by_pixel.items()})
+        extend = self._batcher.extend
+        for pixel, items in by_pixel.items():
+            self._pending_bytes += sum(map(len, map(_payload, items)))
+            self._submit(extend(pixel, items, now))
 
     def _inspect_unsent(
         self,
@@ -518,7 +564,8 @@ class Pipeline:
     def _retry_stalled(self, now: float) -> None:
         if self.stalled and now >= self._stalled_retry_at:
             stalled, self.stalled = self.stalled, []
-            self._decode_and_map(stalled)
+            at, self._stalled_at = self._stalled_at, []
+            self._decode_and_map(stalled, at)
 
     # -- deliver ------------------------------------------------------------------------------
 
@@ -538,8 +585,14 @@ class Pipeline:
         now_ms = int(self._clock.time() * 1000)
         in_window = capi_rules.in_window
         validate = self.config.delivery.validate_before_send
-        if not validate and all(in_window(item.timestamp_ms, now_ms) for item in batch.items):
-            return batch
+        if not validate:
+            # The window is an interval: the oldest and newest events tell for all.
+            timestamps = list(map(_timestamp, batch.items))
+            if not timestamps:
+                return batch
+            batch.oldest_ms = min(timestamps)
+            if in_window(batch.oldest_ms, now_ms) and in_window(max(timestamps), now_ms):
+                return batch
         kept = []
         for item in batch.items:
             violation = None
@@ -567,10 +620,11 @@ class Pipeline:
                     message=describe(violation),
                 )
             if skip:
-                self._settler.skipped(item.source, item.offset, "timestamp_out_of_window")
+                self._settler.skipped(item.span, item.offset, "timestamp_out_of_window")
                 continue
             self._settler.dead_letter(
                 item.record,
+                item.span,
                 item.origin,
                 reason,
                 describe(violation),
@@ -578,7 +632,10 @@ class Pipeline:
                 pixel=batch.pixel_id,
                 counted=True,
             )
-        return batch.with_items(kept)
+        checked = batch.with_items(kept)
+        if kept:
+            checked.oldest_ms = min(map(_timestamp, kept))
+        return checked
 
     def _settle_results(self, block_s: float) -> None:
         if self._delivery is None:
@@ -590,7 +647,7 @@ class Pipeline:
             return
         while True:
             self._in_flight.pop(id(result.batch), None)
-            self._pending_bytes -= sum(map(len, map(_payload, result.batch.items)))
+            self._pending_bytes -= result.batch.payload_bytes
             fatal = self._settler.batch_result(result, self._assigned)
             if fatal is not None and not isinstance(self._fatal, FatalDeliveryError):
                 self._fail(fatal)
@@ -654,11 +711,11 @@ class Pipeline:
             log.warning("commit failed", extra={"error": str(exc)})
 
     def _update_gauges(self) -> None:
-        pending = [item for b in self._in_flight.values() for item in b.items]
-        self.metrics.pending_events.set(len(pending) + len(self._batcher))
+        in_flight = self._in_flight.values()
+        self.metrics.pending_events.set(sum(len(b.items) for b in in_flight) + len(self._batcher))
         self.metrics.pending_bytes.set(self._pending_bytes)
-        if pending:
-            oldest = min(item.timestamp_ms for item in pending)
+        if in_flight:
+            oldest = min(batch.oldest_ms for batch in in_flight)
             self.metrics.oldest_pending_age.set(max(0.0, self._clock.time() - oldest / 1000))
         else:
             self.metrics.oldest_pending_age.set(0)
@@ -837,7 +894,9 @@ class Pipeline:
         again from the committed offset."""
         dropped = self._batcher.remove_partitions(keys)
         self._pending_bytes -= sum(map(len, map(_payload, dropped)))
-        self.stalled = [r for r in self.stalled if coordinates(r)[0] not in keys]
+        kept = [i for i, span in enumerate(self._stalled_at) if span.key not in keys]
+        self.stalled = [self.stalled[i] for i in kept]
+        self._stalled_at = [self._stalled_at[i] for i in kept]
         return dropped
 
     def _forget(self, keys: set[TopicPartitionKey]) -> None:
@@ -869,6 +928,17 @@ class Pipeline:
 # Identity fields of a mapped event: in its `user`, and `oppref` at the top.
 _USER_IDENTITY = frozenset(IDENTITY_FIELDS) - {"oppref"}
 _payload = operator.attrgetter("payload")
+_timestamp = operator.attrgetter("timestamp_ms")
+
+
+def _offsets(run: list[Record]) -> range | list[int]:
+    """The offsets of a run of records of one partition (increasing): a range unless some are
+    missing (compaction, transaction markers)."""
+    first = cast(int, run[0].offset())
+    last = cast(int, run[-1].offset())
+    if last - first + 1 == len(run):
+        return range(first, last + 1)
+    return cast(list[int], [record.offset() for record in run])  # (a methodcaller is slower)
 
 
 def _identity_fields(shape: tuple[tuple[str, ...], bool]) -> frozenset[str]:

@@ -10,18 +10,17 @@ import logging
 import operator
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 from consumer.codes import DlqReason, SkipReason
 from consumer.errors import DlqBreakerTripped, FatalDeliveryError
-from consumer.live.batching import Batch
+from consumer.live.batching import Batch, Pending
 from consumer.live.delivery import BatchResult
 from consumer.live.dlq import DeadLetter, DeadLetterSink, Origin
-from consumer.live.offsets import OffsetTracker, TopicPartitionKey
-from consumer.live.source import Record, coordinates
+from consumer.live.offsets import OffsetTracker, Span, TopicPartitionKey
+from consumer.live.source import Record
 from consumer.observability.inspector import Inspector, api_error_field
 from consumer.observability.metrics import Metrics
 
@@ -176,17 +175,17 @@ class Settler:
         # Per partition: events sent or being dead-lettered, not settled yet (a revoke waits).
         self.in_flight: Counter[TopicPartitionKey] = Counter()
 
-    def filtered(self, key: TopicPartitionKey, offset: int) -> None:
-        self.tracker.settle(key, offset)
+    def filtered(self, span: Span, offset: int) -> None:
+        self.tracker.settle_offset(span, offset)
         self.summary.filtered += 1
 
-    def skipped(self, key: TopicPartitionKey, offset: int, reason: SkipReason) -> None:
+    def skipped(self, span: Span, offset: int, reason: SkipReason) -> None:
         self.summary.skipped[reason] += 1
         self._metrics.events_skipped.labels(reason).inc()
-        self.tracker.settle(key, offset)
+        self.tracker.settle_offset(span, offset)
         self.breaker.passed()
 
-    def mapped(self, per_pixel: Counter[str]) -> None:
+    def mapped(self, per_pixel: Mapping[str, int]) -> None:
         """Events mapped (then sent, or settled in a dry run)."""
         for pixel, count in per_pixel.items():
             self.breaker.passed(count)
@@ -196,6 +195,7 @@ class Settler:
     def dead_letter(
         self,
         record: Record,
+        span: Span,
         origin: Origin | None,
         reason: DlqReason,
         text: str,
@@ -205,11 +205,12 @@ class Settler:
         counted: bool = False,
     ) -> None:
         """Write to the DLQ; the offset settles when the broker acknowledges the write."""
-        key, offset = coordinates(record)
+        key = span.key
+        offset = cast(int, record.offset())
         self.breaker.dead_lettered(counted=counted)
         if self._dry_run:
             self.summary.dead_lettered[reason] += 1
-            self.tracker.settle(key, offset)
+            self.tracker.settle_offset(span, offset)
             return
         if origin is None:
             origin = Origin.of(record)
@@ -240,12 +241,16 @@ class Settler:
             self.in_flight[key] -= 1
             self.summary.dead_lettered[reason] += 1
             self._metrics.events_dead_lettered.labels(reason).inc()
-            self.tracker.settle(key, offset)
+            self.tracker.settle_offset(span, offset)
 
         self._dead_letters.write(letter, acked)
 
     def sent(self, batch: Batch) -> None:
-        self.in_flight.update(map(_source, batch.items))
+        # Counted in C once per batch; its result reuses the counts when all is delivered.
+        spans = batch.spans = Counter(map(_span, batch.items))
+        in_flight = self.in_flight
+        for span, count in spans.items():
+            in_flight[span.key] += count
         self.summary.batches += 1
 
     def batch_result(
@@ -255,30 +260,37 @@ class Settler:
         credentials or the pixel (then nothing of the batch is settled)."""
         batch = result.batch
         self.summary.requests += result.requests
-        sources = Counter(map(_source, batch.items))  # counted in C, not per item in Python
+        spans = batch.spans
+        if spans is None:  # not through `sent`
+            spans = batch.spans = Counter(map(_span, batch.items))
         in_flight = self.in_flight
-        in_flight.subtract(sources)
-        for key in sources:
-            if key not in assigned:  # revoked meanwhile: its count was forgotten
+        for span, count in spans.items():
+            key = span.key
+            if key in assigned:
+                in_flight[key] -= count
+            else:  # revoked meanwhile: its count was forgotten
                 in_flight.pop(key, None)
         if result.fatal is not None:
             return result.fatal  # not delivered, not dead-lettered
         pixel = batch.pixel_id
         if self._inspector is not None:
             self._inspect(result)
-        if result.delivered:
-            self.summary.delivered += len(result.delivered)
-            self._metrics.events_delivered.labels(pixel).inc(len(result.delivered))
-            settle = self.tracker.settle
-            for item in result.delivered:
-                settle(item.source, item.offset)
-            coverage = Counter(chain.from_iterable(map(_identity, result.delivered)))  # in C
+        delivered = result.delivered
+        if delivered:
+            self.summary.delivered += len(delivered)
+            self._metrics.events_delivered.labels(pixel).inc(len(delivered))
+            self._settle_delivered(delivered, spans if len(delivered) == len(batch.items) else None)
+            coverage: Counter[str] = Counter()
+            for names, count in Counter(map(_identity, delivered)).items():  # shapes, in C
+                for name in names:
+                    coverage[name] += count
             for name, count in coverage.items():
                 self._metrics.identity_delivered.labels(pixel, name).inc(count)
         for rejection in result.rejected:
             item = rejection.item
             self.dead_letter(
                 item.record,
+                item.span,
                 item.origin,
                 rejection.reason,
                 rejection.message,
@@ -288,6 +300,24 @@ class Settler:
                 counted=True,
             )
         return None
+
+    def _settle_delivered(self, delivered: list[Pending], spans: dict[Span, int] | None) -> None:
+        """`spans`: the counts per span of `delivered`, when known. A span whose unsettled
+        records are all here settles at once; the others offset by offset."""
+        if spans is None:
+            spans = Counter(map(_span, delivered))
+        tracker = self.tracker
+        partial: set[Span] = set()
+        for span, count in spans.items():
+            if count == span.left:
+                tracker.settle_span(span)
+            else:
+                partial.add(span)
+        if partial:
+            settle = tracker.settle_offset
+            for item in delivered:
+                if item.span in partial:
+                    settle(item.span, item.record.offset())
 
     def _inspect(self, result: BatchResult) -> None:
         assert self._inspector is not None
@@ -311,5 +341,5 @@ class Settler:
             self.in_flight.pop(key, None)
 
 
-_source = operator.attrgetter("source")
+_span = operator.attrgetter("span")
 _identity = operator.attrgetter("identity")

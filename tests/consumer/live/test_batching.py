@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumer.live.batching import Batch, Batcher, Pending
 
 
 def item(n: int, size: int = 50, partition: int = 0) -> Pending:
     event = {"id": f"e{n}", "pad": "x" * size}
-    return Pending(orjson.dumps(event), ("t", partition), n, 0, None)
+    return Pending.alone(orjson.dumps(event), 0, ("t", partition), n)
 
 
 def test_flushes_at_max_events() -> None:
@@ -90,3 +92,43 @@ def test_remove_partitions_drops_only_revoked_events() -> None:
     assert sorted(item.offset for item in dropped) == [1, 3, 5]
     [batch] = batcher.drain()
     assert {i.source for i in batch.items} == {("t", 0)}
+
+
+def _add_one_by_one(batcher: Batcher, pixel: str, item: Pending, now: float) -> list[Batch]:
+    """The reference: the batcher's rule for a single event, written out."""
+    ready: list[Batch] = []
+    batch = batcher._open.get(pixel)
+    added = len(item.payload) + 1
+    if batch is not None and batch.size + added > batcher.max_bytes:
+        ready.append(batcher._open.pop(pixel))
+        batch = None
+    if batch is None:
+        batch = batcher._open[pixel] = Batch(pixel, opened_at=now)
+    batch.items.append(item)
+    batch.size += added
+    if len(batch.items) >= batcher.max_events or batch.size >= batcher.max_bytes:
+        ready.append(batcher._open.pop(pixel))
+    return ready
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    max_events=st.integers(1, 6),
+    max_bytes=st.integers(160, 700),
+    calls=st.lists(st.lists(st.integers(0, 300), max_size=12), max_size=6),
+)
+def test_extend_makes_the_batches_adding_one_by_one_would(
+    max_events: int, max_bytes: int, calls: list[list[int]]
+) -> None:
+    bulk = Batcher(max_events, max_bytes, linger_s=10)
+    single = Batcher(max_events, max_bytes, linger_s=10)
+    n = 0
+    for sizes in calls:
+        items = []
+        for size in sizes:
+            items.append(item(n, size))
+            n += 1
+        got = bulk.extend("p", items, 0.0)
+        expected = [b for i in items for b in _add_one_by_one(single, "p", i, 0.0)]
+        assert [(b.items, b.size) for b in got] == [(b.items, b.size) for b in expected]
+    assert [(b.items, b.size) for b in bulk.drain()] == [(b.items, b.size) for b in single.drain()]

@@ -41,7 +41,7 @@ def test_api_messages_of_every_shape() -> None:
 
 def test_redaction_removes_raw_values_of_the_batch() -> None:
     event = {"oppref": "opp-secret", "user": {"ip_address": "203.0.113.9", "obref": "ob-secret"}}
-    item = Pending(orjson.dumps(event), ("t", 0), 1, 0, None)
+    item = Pending.alone(orjson.dumps(event), 0, ("t", 0), 1)
     message = "invalid oppref opp-secret from 203.0.113.9 (ob-secret)"
     cleaned = redact(message, [item])
     assert "opp-secret" not in cleaned
@@ -83,7 +83,7 @@ def test_redaction_covers_lists_escaped_forms_and_keeps_enumerations() -> None:
         "user": {"cities": ["san francisco"], "postal_codes": ["94107"]},
         "data": {"currency": "USD"},
     }
-    item = Pending(orjson.dumps(event), ("t", 0), 1, 0, None)
+    item = Pending.alone(orjson.dumps(event), 0, ("t", 0), 1)
     message = (
         'order_created: city san francisco, zip 94107, url "https:\\/\\/shop.example.com\\/a\\/b"'
         " in USD"

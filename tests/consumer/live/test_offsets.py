@@ -150,3 +150,79 @@ def test_end_of_an_empty_partition_is_committable() -> None:
     tracker.assign(TP)
     tracker.reached_end(TP, 42)  # retention removed everything before 42
     assert tracker.committable() == {TP: 42}
+
+
+# -- spans: a consume batch's run of records of one partition, settled by count ---------------
+
+
+def test_a_span_settled_at_once_commits_past_its_last_offset() -> None:
+    tracker = OffsetTracker()
+    first = tracker.consumed_span(TP, range(0, 100))
+    second = tracker.consumed_span(TP, [100, 101, 105])  # 102-104: transaction markers
+    tracker.settle_span(second)
+    assert tracker.position(TP) is None  # the first span is not settled yet
+    tracker.settle_offset(first, 0)
+    tracker.settle_offset(first, 1)
+    assert tracker.position(TP) == 2
+    tracker.settle_span(first)
+    assert tracker.committable() == {TP: 106}
+    assert tracker.pending(TP) == 0
+
+
+def test_a_span_of_a_forgotten_partition_settles_nothing() -> None:
+    tracker = OffsetTracker()
+    stale = tracker.consumed_span(TP, range(0, 10))
+    tracker.forget(TP)
+    tracker.assign(TP)
+    fresh = tracker.consumed_span(TP, range(0, 10))  # read again by this member
+    tracker.settle_span(stale)
+    tracker.settle_offset(stale, 0)
+    assert tracker.position(TP) is None
+    tracker.settle_span(fresh)
+    assert tracker.position(TP) == 10
+
+
+# One partition's life: spans consumed (with gaps between and inside), settled whole or offset by
+# offset (some twice), in any order.
+_span_sizes = st.lists(
+    st.tuples(st.integers(1, 6), st.booleans(), st.integers(0, 3)), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), sizes=_span_sizes)
+def test_spans_settled_in_any_way_commit_what_per_offset_tracking_would(
+    data: st.DataObject, sizes: list[tuple[int, bool, int]]
+) -> None:
+    tracker = OffsetTracker()
+    consumed: list[int] = []
+    spans = []
+    offset = 0
+    for length, dense, gap in sizes:
+        offset += gap  # offsets that never arrive as records
+        offsets: range | list[int]
+        if dense:
+            offsets = range(offset, offset + length)
+        else:
+            offsets = [offset + 2 * i for i in range(length)]
+        spans.append(tracker.consumed_span(TP, offsets))
+        consumed += offsets
+        offset = offsets[-1] + 1
+    steps = data.draw(
+        st.lists(st.tuples(st.integers(0, len(spans) - 1), st.integers(0, 6)), max_size=40)
+    )
+    settled: set[int] = set()
+    for index, which in steps:
+        span = spans[index]
+        if which == 0:  # the rest of the span, as a batch delivered whole
+            settled.update(span.offsets)
+            tracker.settle_span(span)
+        else:  # one record, maybe settled before (a duplicate)
+            one = span.offsets[which % len(span.offsets)]
+            settled.add(one)
+            tracker.settle_offset(span, one)
+        expected = contiguous_position(consumed, settled)
+        assert tracker.position(TP) == expected
+        assert tracker.pending(TP) == len(
+            [o for o in consumed if expected is None or o >= expected]
+        )

@@ -104,6 +104,33 @@ def test_caught_up_waits_for_the_answers_of_batches_in_flight() -> None:
     assert harness.source.commits == {P0: 12}
 
 
+def test_the_pending_gauges_count_the_events_in_flight_and_age_the_oldest() -> None:
+    harness = Harness(
+        live_config(kafka={"commit_interval_s": 0.001}, batch={"max_events": 5}),
+        {P0: encoded_events(12)},
+        hold=True,
+    )
+    seen: dict[str, Any] = {}
+    sample = harness.pipeline.metrics.registry.get_sample_value
+
+    def look_then_answer() -> None:
+        held = [item for batch in harness.delivery.held for item in batch.items]
+        seen["held"] = len(held)
+        seen["oldest_s"] = min(item.timestamp_ms for item in held) / 1000
+        seen["pending"] = sample("capi_consumer_pending_events")
+        seen["age"] = sample("capi_consumer_oldest_undelivered_event_age_seconds")
+        seen["now"] = harness.pipeline._clock.time()
+        harness.delivery.hold = False
+        harness.delivery.release()
+
+    harness.at_turn[300] = look_then_answer
+    assert harness.run() == "caught_up"
+    assert seen["held"] == 12
+    assert seen["pending"] == 12
+    age_then = seen["now"] - seen["oldest_s"]
+    assert age_then - 1 < seen["age"] <= age_then  # measured a few clock ticks before
+
+
 def test_backpressure_pauses_at_the_pending_limit_and_resumes_once_answered() -> None:
     config = live_config(
         kafka={"consume_batch_size": 5},
@@ -248,6 +275,29 @@ def test_a_bounded_run_reads_its_range_and_commits_nothing_past_its_end() -> Non
     assert harness.source.commit_metadata == {"snapshot"}
     assert harness.source.paused >= {P0, P1}  # each partition paused at its end
     assert harness.delivery.sent_offsets(P1) == []
+
+
+def test_a_bounded_run_commits_nothing_unanswered_when_its_end_comes_with_the_records() -> None:
+    # One consume call returns offsets 0-11; 8 is the end: the end must not let the position
+    # jump over 0-7 while their batch is unanswered.
+    harness = Harness(
+        live_config(kafka={"commit_interval_s": 0.001}),
+        {P0: encoded_events(12)},
+        gate=Gate(end_offsets={P0: 8}),
+        hold=True,
+    )
+    seen: dict[str, Any] = {}
+
+    def look_then_answer() -> None:
+        seen["commits"] = dict(harness.source.commits)
+        seen["held"] = sum(len(batch.items) for batch in harness.delivery.held)
+        harness.delivery.hold = False
+        harness.delivery.release()
+
+    harness.at_turn[300] = look_then_answer
+    assert harness.run(until_caught_up=False) == "caught_up"
+    assert seen == {"commits": {}, "held": 8}
+    assert harness.source.commits == {P0: 8}
 
 
 def test_a_dry_run_maps_but_sends_and_commits_nothing() -> None:

@@ -15,7 +15,7 @@ EMAIL_HASH = hashlib.sha256(b"ada@example.com").hexdigest()
 
 def pending(event_id: str, **extra: object) -> Pending:
     event = {"id": event_id, "type": "order_created", **extra}
-    return Pending(orjson.dumps(event), ("t", 0), 0, 0, None)
+    return Pending.alone(orjson.dumps(event), 0, ("t", 0))
 
 
 class Clock:
