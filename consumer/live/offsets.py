@@ -140,6 +140,11 @@ class OffsetTracker:
             state.end_seen = max(end, state.end_seen or 0)
             self._apply_end(state)
 
+    def end_seen(self, key: TopicPartitionKey) -> int | None:
+        """Where the partition was last read to its end (None: not yet)."""
+        state = self._partitions.get(key)
+        return state.end_seen if state else None
+
     @staticmethod
     def _apply_end(state: _PartitionState) -> None:
         if state.end_seen is None or state.spans:

@@ -325,6 +325,10 @@ class Pipeline:
                 if self.summary.first_read_at is None:
                     self.summary.first_read(clock.monotonic())
                 self._process(records)
+            elif self._end_snapshot and self._batcher and self._read_to_the_end():
+                # Nothing left to read before the end: waiting out the linger would only delay
+                # the last commit.
+                self._submit(self._batcher.drain())
 
     # -- consume → decode → map → batch ------------------------------------------------------
 
@@ -780,6 +784,14 @@ class Pipeline:
             "expire (session.timeout.ms)",
             extra={"group": self._group_id, "session_timeout_ms": session},
         )
+
+    def _read_to_the_end(self) -> bool:
+        """Every assigned partition of the end snapshot was read up to its end."""
+        tracker = self._tracker
+        for key, end in self._end_snapshot.items():
+            if end > 0 and key in self._assigned and (tracker.end_seen(key) or 0) < end:
+                return False
+        return True
 
     def _caught_up(self) -> bool:
         """Every partition of the snapshot is settled and committed up to its end offset."""

@@ -86,6 +86,14 @@ def test_a_backlog_is_delivered_committed_and_caught_up() -> None:
     assert harness.source.closed
 
 
+def test_a_backlog_read_to_its_end_is_sent_without_waiting_out_the_linger() -> None:
+    harness = Harness(live_config(batch={"linger_ms": 600_000}), {P0: encoded_events(30)})
+    began = harness.pipeline._clock.monotonic()
+    assert harness.run() == "caught_up"
+    assert harness.source.commits == {P0: 30}
+    assert harness.pipeline._clock.monotonic() - began < 60  # not the 600 s linger
+
+
 def test_caught_up_waits_for_the_answers_of_batches_in_flight() -> None:
     harness = Harness(live_config(), {P0: encoded_events(12)}, hold=True)
     seen: dict[str, Any] = {}
