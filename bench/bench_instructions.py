@@ -154,12 +154,11 @@ def main() -> int:
     now_ms = int(time.time() * 1000)
     if args.map_only:
         with tempfile.TemporaryDirectory() as tmp:
-            found = map_per_line(args.map_lines, now_ms, Path(tmp))
+            map_row = map_per_line(args.map_lines, now_ms, Path(tmp))
         # The other rows of an earlier full run are kept.
         path = RESULTS / "instructions.json"
-        results = orjson.loads(path.read_bytes()) if path.exists() else {}
-        results.update(found)
-        write_results(results)
+        earlier = orjson.loads(path.read_bytes()) if path.exists() else {}
+        write_results({**earlier, **map_row})
         return 0
     values = e2e.encode_pool(e2e.purchase_pool(5_000, now_ms))
     sizes = (_SMALL, args.events)
@@ -185,9 +184,9 @@ def main() -> int:
                 # At valgrind's pace a request may time out and be sent again: never fewer.
                 if sink.accepted - before < events:
                     raise RuntimeError(f"{job} delivered {sink.accepted - before} of {events}")
-        found = map_per_line(args.map_lines, now_ms, directory)
+        map_row = map_per_line(args.map_lines, now_ms, directory)
     per = {job: round(per_event(found)) for job, found in counts.items() if len(found) == 2}
-    results: dict[str, Any] = {"events": args.events, "instructions_per_event": per, **found}
+    results: dict[str, Any] = {"events": args.events, "instructions_per_event": per, **map_row}
     if "product" in per:
         results["e2e_to_stages"] = round(per["product"] / per["stages"], 2)
     for peer in ("peer", "peer_projected"):
