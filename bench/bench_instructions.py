@@ -2,12 +2,19 @@
 of a shared machine (a neighbour can slow a run down; it cannot change what the run executes).
 
     .venv/bin/python -m bench.bench_instructions [--events 21000]   # or: make bench-instructions
+    .venv/bin/python -m bench.bench_instructions --map-only [--map-lines 20000]
 
 Runs under `valgrind --tool=cachegrind` (about 50× slower, so a small backlog): the product end
 to end (`capi-consumer run --until-caught-up`, every thread), the pipeline's stages alone
 (decode as the pipeline does, `map_values`, orjson), and the Quix Streams peer both ways. Each
 is run on `--events` and on 1,000 events, and the difference ÷ the difference in events is the
 cost per event with start-up removed. Prints a table; writes bench/results/instructions.json.
+
+`capi-consumer map` is counted the same way per line (`--map-lines` purchase lines minus one
+line, every process: the parent and its workers) under callgrind, which zeroes a forked worker's
+counts as it starts (`--zero-before=PyOS_AfterFork_Child`): valgrind gives a forked child the
+counts its parent had at the fork, so summing every process's total counts the parent's start-up
+(~1.1G instructions, interpreted) once more per worker, ~114k per line at 20,000 lines and 2.
 Time and instructions are different currencies: a run with poor cache behaviour (the peer's
 large heap) takes more time per instruction, so this is a floor for the ratios in time.
 """
@@ -34,6 +41,11 @@ from consumer.devtools.embedded_broker import EmbeddedBroker
 
 _SMALL = 1_000
 _VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+# Every process, a forked one counted from its own start (see the docstring).
+_CALLGRIND = [
+    *("valgrind", "--tool=callgrind", "--trace-children=yes"),
+    "--zero-before=PyOS_AfterFork_Child",
+]
 
 
 def instructions(command: list[str], env: dict[str, str] | None = None) -> int:
@@ -45,6 +57,60 @@ def instructions(command: list[str], env: dict[str, str] | None = None) -> int:
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"{command[0]} failed under valgrind: {done.stderr[-500:]}")
     return int(found.group(1).replace(",", ""))
+
+
+def instructions_all_processes(
+    command: list[str], stdin: Path, env: dict[str, str], directory: Path
+) -> int:
+    """Instructions of the command and of every process it starts, forks counted from the fork."""
+    out = directory / "callgrind"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    with stdin.open("rb") as source:
+        done = subprocess.run(
+            [*_CALLGRIND, f"--callgrind-out-file={out}/%p", f"--log-file={out}/%p.log", *command],
+            stdin=source,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            timeout=3600,
+            check=False,
+        )
+    # `summary:` is what was counted since the last zeroing; `totals:` keeps the inherited part.
+    found = [
+        int(line.split()[1])
+        for path in out.iterdir()
+        if not path.name.endswith(".log")
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.startswith("summary:")
+    ]
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"{command[0]} failed under valgrind (exit {done.returncode}) in {out}")
+    return sum(found)
+
+
+def map_per_line(lines: int, now_ms: int, directory: Path) -> dict[str, Any]:
+    """`capi-consumer map` on `lines` valid purchases (full identity) and on one: per line."""
+    # The lines of bench/run.py's map_command: the purchase pool, round-robin.
+    encoded = [orjson.dumps(event) for event in e2e.purchase_pool(5_000, now_ms)]
+    counts = {}
+    for size in (1, lines):
+        path = directory / f"map-{size}.jsonl"
+        with path.open("wb") as file:
+            for index in range(size):
+                file.write(encoded[index % len(encoded)] + b"\n")
+        log(f"{size:,} lines: capi-consumer map")
+        counts[size] = instructions_all_processes(
+            [e2e.CLI, "map", "--now", str(now_ms)],
+            path,
+            # A fixed string hash seed: the same dict probes, the same count, run after run.
+            {**e2e.cli_env(), "PYTHONHASHSEED": "0"},
+            directory,
+        )
+    return {
+        "map_lines": lines,
+        "map_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "map_instructions_per_line": round(per_event(counts)),
+    }
 
 
 def per_event(counts: dict[int, int]) -> float:
@@ -73,6 +139,10 @@ def stages_only(events: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=21_000)
+    parser.add_argument("--map-lines", type=int, default=20_000)
+    parser.add_argument(
+        "--map-only", action="store_true", help="count only `capi-consumer map` per line"
+    )
     parser.add_argument("--stages-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stages_only:
@@ -82,6 +152,14 @@ def main() -> int:
         print("valgrind is not installed: nothing to count", file=sys.stderr)
         return 1
     now_ms = int(time.time() * 1000)
+    if args.map_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            map_row = map_per_line(args.map_lines, now_ms, Path(tmp))
+        # The other rows of an earlier full run are kept.
+        path = RESULTS / "instructions.json"
+        earlier = orjson.loads(path.read_bytes()) if path.exists() else {}
+        write_results({**earlier, **map_row})
+        return 0
     values = e2e.encode_pool(e2e.purchase_pool(5_000, now_ms))
     sizes = (_SMALL, args.events)
     jobs = ["product", *(["peer", "peer_projected"] if PEER_PYTHON.exists() else [])]
@@ -106,22 +184,30 @@ def main() -> int:
                 # At valgrind's pace a request may time out and be sent again: never fewer.
                 if sink.accepted - before < events:
                     raise RuntimeError(f"{job} delivered {sink.accepted - before} of {events}")
+        map_row = map_per_line(args.map_lines, now_ms, directory)
     per = {job: round(per_event(found)) for job, found in counts.items() if len(found) == 2}
-    results: dict[str, Any] = {"events": args.events, "instructions_per_event": per}
+    results: dict[str, Any] = {"events": args.events, "instructions_per_event": per, **map_row}
     if "product" in per:
         results["e2e_to_stages"] = round(per["product"] / per["stages"], 2)
     for peer in ("peer", "peer_projected"):
         if peer in per:
             results[f"product_to_{peer}"] = round(per["product"] / per[peer], 2)
+    write_results(results)
+    return 0
+
+
+def write_results(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "instructions.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    for job, count in per.items():
+    for job, count in results.get("instructions_per_event", {}).items():
         print(f"{job:32}{count:>12,} instructions/event")
     for name in ("e2e_to_stages", "product_to_peer", "product_to_peer_projected"):
         if name in results:
             print(f"{name:32}{results[name]:>12.2f}")
+    if "map_instructions_per_line" in results:
+        name = f"map ({results['map_lines']:,} lines)"
+        print(f"{name:32}{results['map_instructions_per_line']:>12,} instructions/line")
     print(f"\nwritten: {RESULTS / 'instructions.json'}")
-    return 0
 
 
 def command(

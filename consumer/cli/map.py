@@ -1,14 +1,15 @@
 """`capi-consumer map`: CA events as JSON lines on stdin → one outcome line each on stdout.
 
-Streams in chunks of lines (never the whole input in memory): exactly one output line per input
-line, in order. Exit 0 once every line was read, whatever the outcomes; 2 for a bad
-configuration. Input longer than one chunk is mapped by one worker process per CPU, chunks
-written back in input order, at most two chunks per worker in flight.
+Streams in chunks of about 1 MiB of whole lines (never the whole input in memory): exactly one
+output line per input line, in order. Exit 0 once every line was read, whatever the outcomes; 2
+for a bad configuration. Input longer than one chunk is mapped by one worker process per CPU,
+chunks written back in input order, at most two chunks per worker in flight.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import sys
@@ -25,7 +26,9 @@ from consumer.cli.startup import SMALLEST_EPOCH_MS, load_or_exit, tune_memory
 from consumer.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED
 from transforms import CompiledMapping, Failed, Mapped, MappingSettings, Outcome, Skipped, map_event
 
-CHUNK_LINES: Final = 1000
+# A chunk is read and sent to a worker as one bytes object and split there: the parent does
+# nothing per line. 1 MiB is about 1,000 lines of 1 KB.
+CHUNK_BYTES: Final = 1 << 20
 MAX_WORKERS: Final = 8
 _MAPPING_KEYS: Final = frozenset(MappingSettings.model_fields)
 
@@ -62,15 +65,25 @@ def map_lines(lines: Iterable[bytes], compiled: CompiledMapping, now_ms: int) ->
     return out
 
 
-def render_chunk(lines: Iterable[bytes], compiled: CompiledMapping, now_ms: int) -> bytes:
-    """The output of a chunk of lines: one newline-terminated line each, one write."""
-    return b"\n".join(map_lines(lines, compiled, now_ms)) + b"\n"
+def render_chunk(chunk: bytes, rest: bytes, compiled: CompiledMapping, now_ms: int) -> bytes:
+    """The output of the lines of `chunk + rest`: one newline-terminated line each, one join.
+
+    `chunk` is a block of input cut anywhere and `rest` completes its last line: only that line
+    is joined, not the whole chunk. Lines end at b"\n" only, as a binary file's iteration has
+    them; BytesIO finds them with memchr (`bytes.split` tests byte by byte: ten times the
+    instructions)."""
+    lines = list(io.BytesIO(chunk))
+    if rest:
+        lines[-1] += rest
+    out = map_lines(lines, compiled, now_ms)
+    out.append(b"")  # the last line's newline, in the one join
+    return b"\n".join(out)
 
 
-def _chunks(source: IO[bytes]) -> Iterator[list[bytes]]:
-    lines = iter(source)
-    while chunk := list(islice(lines, CHUNK_LINES)):
-        yield chunk
+def _chunks(source: IO[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """The input as (block, rest of its last line) pairs; never an empty pair."""
+    while block := source.read(CHUNK_BYTES):
+        yield block, b"" if block.endswith(b"\n") else source.readline()
 
 
 def _worker_count() -> int:
@@ -91,13 +104,13 @@ def map_stream(
     """Map every line of `source` to `sink`, in order; in worker processes when it pays."""
     compiled = settings.compile()
     chunks = _chunks(source)
-    first = next(chunks, None)
-    if first is None:
+    ahead = list(islice(chunks, 2))
+    if not ahead:
         return
     workers = _worker_count() if workers is None else workers
-    if len(first) < CHUNK_LINES or workers < 2:  # small input: no process start-up
-        for chunk in chain([first], chunks):
-            sink.write(render_chunk(chunk, compiled, now_ms))
+    if len(ahead) < 2 or workers < 2:  # small input: no process start-up
+        for chunk in chain(ahead, chunks):
+            sink.write(render_chunk(*chunk, compiled, now_ms))
         sink.flush()
         return
     mapping = settings.model_dump(include=set(_MAPPING_KEYS))
@@ -106,8 +119,8 @@ def map_stream(
     ) as pool:
         pending: deque[Future[bytes]] = deque()
         try:
-            for chunk in chain([first], chunks):
-                pending.append(pool.submit(_map_chunk, chunk))
+            for chunk in chain(ahead, chunks):
+                pending.append(pool.submit(_map_chunk, *chunk))
                 if len(pending) >= 2 * workers:
                     sink.write(pending.popleft().result())
             while pending:
@@ -129,8 +142,8 @@ def _start_worker(mapping: dict[str, Any], now_ms: int) -> None:
     _worker["now_ms"] = now_ms
 
 
-def _map_chunk(chunk: list[bytes]) -> bytes:
-    return render_chunk(chunk, _worker["compiled"], _worker["now_ms"])
+def _map_chunk(chunk: bytes, rest: bytes) -> bytes:
+    return render_chunk(chunk, rest, _worker["compiled"], _worker["now_ms"])
 
 
 def command(args: argparse.Namespace) -> int:

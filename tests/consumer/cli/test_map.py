@@ -12,11 +12,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.cli.map import CHUNK_LINES, map_stream
+from consumer.cli import map as map_module
+from consumer.cli.map import CHUNK_BYTES, map_lines, map_stream
 from transforms import MappingSettings
 
 CLI = Path(sys.executable).with_name("capi-consumer")
 NOW = 1_773_892_900_000
+DEFAULT = MappingSettings()
 
 
 def _event(index: int, **extra: object) -> dict[str, object]:
@@ -107,17 +109,22 @@ def test_an_environment_override_is_a_config(tmp_path: Path) -> None:
 
 
 def test_one_compact_line_per_input_line_in_order_across_chunks() -> None:
-    """2,500 lines cross the 1,000-line chunks; bad lines keep their place."""
+    """2,500 lines of ~1 KB and one longer than a chunk cross the 1 MiB chunks, cut mid-line (so
+    worker processes map them); bad lines keep their place."""
+    pad = "x" * 1000
     lines = []
     for index in range(2500):
-        if index % 100 == 7:
+        if index == 1234:
+            lines.append(orjson.dumps(_event(index, pad="y" * (CHUNK_BYTES + 10))))
+        elif index % 100 == 7:
             lines.append(b"")  # an empty line
         elif index % 100 == 8:
             lines.append(b"{not json")
         elif index % 100 == 9:
             lines.append(orjson.dumps(_event(index, event_name="refund")))
         else:
-            lines.append(orjson.dumps(_event(index)))
+            lines.append(orjson.dumps(_event(index, pad=pad)))
+    assert len(lines) * len(pad) > 2 * CHUNK_BYTES
     result = run_map("--now", str(NOW), stdin=b"\n".join(lines))  # no final newline
     assert result.returncode == 0, result.stderr
     assert result.stderr == b""
@@ -184,21 +191,39 @@ def test_a_closed_reader_ends_the_command_quietly(tmp_path: Path) -> None:
     assert process.returncode == 1
 
 
-def test_worker_processes_give_the_same_lines_as_one_process() -> None:
+@pytest.mark.parametrize("final_newline", [b"\n", b""])
+def test_worker_processes_give_the_same_lines_as_one_process(
+    monkeypatch: pytest.MonkeyPatch, final_newline: bytes
+) -> None:
+    """Small chunks, cut mid-line, at a newline and inside a line longer than a chunk."""
+    monkeypatch.setattr(map_module, "CHUNK_BYTES", 1000)
     settings = MappingSettings.model_validate({"event_mapping": {"refund": "custom"}})
     lines = [
         orjson.dumps(_event(index, event_name="refund" if index % 3 else "purchase"))
-        for index in range(CHUNK_LINES * 3 + 17)
+        for index in range(317)
     ]
-    source = b"\n".join(lines) + b"\n"
-    outputs = {}
+    lines[100] = orjson.dumps(_event(100, pad="z" * 2500))
+    lines[200:200] = [b"", b"\r", b"{not json\r"]
+    source = b"\n".join(lines) + final_newline
+    expected = b"".join(line + b"\n" for line in map_lines(lines, settings.compile(), NOW))
     for workers in (1, 2):
         sink = io.BytesIO()
         map_stream(io.BytesIO(source), sink, settings, NOW, workers=workers)
-        outputs[workers] = sink.getvalue()
-    assert outputs[1] == outputs[2]
-    assert outputs[1].count(b"\n") == len(lines)
-    assert orjson.loads(outputs[2].splitlines()[-1])["id"] == f"e{len(lines) - 1}"
+        assert sink.getvalue() == expected
+    assert expected.count(b"\n") == len(lines)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 50, 99, 100, 101, 250])
+def test_every_cut_of_the_chunks_gives_the_same_lines(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(map_module, "CHUNK_BYTES", size)
+    lines = [orjson.dumps(_event(index)) for index in range(3)] + [b"", b"[]", b"{"]
+    source = b"\n".join(lines)
+    expected = b"".join(line + b"\n" for line in map_lines(lines, DEFAULT.compile(), NOW))
+    sink = io.BytesIO()
+    map_stream(io.BytesIO(source), sink, DEFAULT, NOW, workers=1)
+    assert sink.getvalue() == expected
 
 
 def test_now_in_seconds_is_refused() -> None:
