@@ -51,8 +51,11 @@ _HEXTETS: Final = re.compile(r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,7}")
 GEO_TEXT_MAX: Final = 128
 
 
-def sha256_hex(text: str) -> str | None:
-    """SHA-256 of the UTF-8 bytes, lowercase hex; None for text that is not valid Unicode."""
+def sha256_hex(text: str | None) -> str | None:
+    """SHA-256 of the UTF-8 bytes, lowercase hex; None for None and for text that is not valid
+    Unicode. Compiled readers call it on a `normalize_*` result (transforms/compiled.py)."""
+    if text is None:
+        return None
     try:
         return sha256(text.encode()).hexdigest()
     except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
@@ -212,24 +215,29 @@ def opaque(value: object) -> str | None:
 
 def cookie_reader(name: str) -> Callable[[object], str | None]:
     """A reader of the first non-empty value of cookie `name` in a `name=value; ...` string."""
-    needle = name + "="
 
     def read(cookie: object) -> str | None:
-        if not isinstance(cookie, str) or name not in cookie:
-            return None
-        # Fast path: `name=value` as browsers write it, at the start or after `; `.
-        start = cookie.find(needle)
-        if start == 0 or (start > 0 and cookie[start - 1] in "; "):
-            end = cookie.find(";", start)
-            value = cookie[start + len(needle) : None if end == -1 else end].strip()
-            if value:
-                return value
-        for pair in cookie.split(";"):
-            key, equals, value = pair.partition("=")
-            if equals and key.strip() == name:
-                value = value.strip()
-                if value:
-                    return value
-        return None
+        return cookie_value(cookie, name)
 
     return read
+
+
+def cookie_value(cookie: object, name: str) -> str | None:
+    """The first non-empty value of cookie `name` in `cookie`, a `name=value; ...` string."""
+    if not isinstance(cookie, str) or name not in cookie:
+        return None
+    # Fast path: `name=value` as browsers write it, at the start or after `; `.
+    needle = name + "="
+    start = cookie.find(needle)
+    if start == 0 or (start > 0 and cookie[start - 1] in "; "):
+        end = cookie.find(";", start)
+        value = cookie[start + len(needle) : None if end == -1 else end].strip()
+        if value:
+            return value
+    for pair in cookie.split(";"):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip() == name:
+            value = value.strip()
+            if value:
+                return value
+    return None

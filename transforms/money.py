@@ -39,7 +39,7 @@ _CURRENCY_SPELLINGS: Final[dict[str, str]] = {
 
 def parse_currency(value: object) -> str | None:
     """Trimmed, upper-cased active ISO 4217 alpha-3 code, else None."""
-    if value.__class__ is str and (known := _CURRENCY_SPELLINGS.get(value)) is not None:
+    if type(value) is str and (known := _CURRENCY_SPELLINGS.get(value)) is not None:
         return known
     if isinstance(value, str):
         code = value.strip().upper()
@@ -56,7 +56,7 @@ def currency_exponent(code: str) -> int | None:
 def to_minor_units(value: object, exponent: int) -> int | None:
     """Major units (number or `[+-]digits[.digits]` string) → integer minor units, else None."""
     minor: int | None
-    if value.__class__ is float:  # the usual price: first, and without isinstance calls
+    if type(value) is float:  # the usual price: first, and without isinstance calls
         scaled = value * _POWERS_OF_TEN[exponent]
         if -_FAST_LIMIT < scaled < _FAST_LIMIT:  # False for NaN and infinities
             nearest = round(scaled)
@@ -110,7 +110,7 @@ def _scale(negative: bool, whole: str, fraction: str, exponent: int) -> int | No
 def to_whole_number(value: object) -> int | None:
     """An integer, or a number/numeric string with no fractional part (`2.0`, `"2"`), else None."""
     number: int
-    if value.__class__ is int:  # the usual quantity
+    if type(value) is int:  # the usual quantity
         return value if INT64_MIN <= value <= INT64_MAX else None
     if isinstance(value, bool):
         return None
