@@ -200,6 +200,8 @@ class CompiledMapping:
     """
 
     event_types: Mapping[str, str | None]
+    # `event_types` as a plain dict (never changed), for the per-event lookup.
+    event_type_of: dict[str, str | None]
     default_action_source: str | None
     required_categories: frozenset[str]
     event_reader: PathReader
@@ -475,8 +477,10 @@ def compile_mapping(
             "user = {}",
             "user",
         )
+    event_type_of = {**DEFAULT_EVENT_MAPPING, **event_mapping}
     return CompiledMapping(
-        event_types=MappingProxyType({**DEFAULT_EVENT_MAPPING, **event_mapping}),
+        event_types=MappingProxyType(event_type_of),
+        event_type_of=event_type_of,
         default_action_source=default_action_source,
         required_categories=frozenset(required_categories),
         event_reader=event_reader,

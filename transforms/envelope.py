@@ -32,6 +32,8 @@ from transforms.outcomes import Failed, Mapped, Outcome, Skipped
 from transforms.paths import pick
 from transforms.timestamps import WINDOW_FUTURE_MS, WINDOW_PAST_MS, parse_timestamp_ms
 
+# A plain dict copy (never changed): compiled, a proxy's item is a generic lookup.
+_SHAPES: Final[dict[str, str]] = dict(DATA_SHAPES)
 _CUSTOM_EVENT_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 UNEXPECTED_INPUT: Final = "the event could not be mapped (unexpected input)"
 
@@ -61,7 +63,7 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
     event_name = values[compiled.event_name]
     if not isinstance(event_name, str):
         return Failed("missing_field", "type", "event_name is missing or not a string")
-    event_type = compiled.event_types.get(event_name)
+    event_type = compiled.event_type_of.get(event_name)
     if event_type is None:
         return Skipped("unmapped_event", event_name)
     if compiled.required_categories and not _has_consent(
@@ -163,7 +165,7 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
     if user:
         capi["user"] = user
 
-    data = _data(values, compiled, DATA_SHAPES[event_type])
+    data = _data(values, compiled, _SHAPES[event_type])
     if isinstance(data, Failed):
         return data
     capi["data"] = data

@@ -48,9 +48,13 @@ def parse_currency(value: object) -> str | None:
     return None
 
 
+# A plain dict copy (never changed): compiled, a proxy's `get` is a generic method call.
+_EXPONENTS: Final[dict[str, int | None]] = dict(CURRENCY_EXPONENTS)
+
+
 def currency_exponent(code: str) -> int | None:
     """Minor-unit digits of an active code; None for codes with no minor unit (XAU, XDR, ...)."""
-    return CURRENCY_EXPONENTS.get(code)
+    return _EXPONENTS.get(code)
 
 
 def to_minor_units(value: object, exponent: int) -> int | None:
