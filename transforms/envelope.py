@@ -21,8 +21,6 @@ from transforms.event_mapping import (
 )
 from transforms.identity import non_blank
 from transforms.money import (
-    INT64_MAX,
-    INT64_MIN,
     currency_exponent,
     parse_currency,
     to_minor_units,
@@ -35,6 +33,9 @@ from transforms.timestamps import WINDOW_FUTURE_MS, WINDOW_PAST_MS, parse_timest
 # A plain dict copy (never changed): compiled, a proxy's item is a generic lookup.
 _SHAPES: Final[dict[str, str]] = dict(DATA_SHAPES)
 _CUSTOM_EVENT_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
+# 2**62 - 1: compiled, comparisons within this bound need no big-integer arithmetic (beyond it,
+# `to_whole_number` checks the 64-bit range).
+_SMALL_INT: Final = 4611686018427387903
 UNEXPECTED_INPUT: Final = "the event could not be mapped (unexpected input)"
 
 
@@ -255,7 +256,7 @@ def _content(
     if raw_quantity is not None:
         # The usual quantity, a plain int in range, without the call.
         quantity: int | None
-        if type(raw_quantity) is int and INT64_MIN <= raw_quantity <= INT64_MAX:
+        if type(raw_quantity) is int and -_SMALL_INT <= raw_quantity <= _SMALL_INT:
             quantity = raw_quantity
         else:
             quantity = to_whole_number(raw_quantity)

@@ -4,7 +4,6 @@ fragment (they carry e-mails and click ids). Everything else is kept byte for by
 from __future__ import annotations
 
 import re
-import string
 from typing import Final
 
 from transforms.paths import COMPILED
@@ -19,7 +18,6 @@ _HOST_TO_PATH: Final = (
 _URL_UP_TO_PATH: Final = re.compile(_SCHEME + _USER_INFO + _HOST_TO_PATH)
 # The same without user info: what the pattern above matches when the URL holds no `@`.
 _URL_WITHOUT_USER_INFO: Final = re.compile(_SCHEME + _HOST_TO_PATH)
-_PLAIN_HOST: Final = string.ascii_letters + string.digits + ".-"
 
 
 def sanitize_source_url(value: object, keep_query: bool = False) -> str | None:
@@ -34,15 +32,12 @@ def sanitize_source_url(value: object, keep_query: bool = False) -> str | None:
         start = 0
         if COMPILED:
             start = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
-        if start:
+        if start and _plain_host_end(url, start) > start:
             cut = url.find("?", start)
-            fragment = url.find("#", start, None if cut < 0 else cut)
-            if fragment >= 0 or cut < 0:
-                cut = len(url) if fragment < 0 else fragment
-            slash = url.find("/", start, cut)
-            host = url[start : cut if slash < 0 else slash]
-            if host and not host.strip(_PLAIN_HOST):
-                return url if keep_query else url[:cut]
+            fragment = url.find("#", start)
+            if fragment >= 0 and (cut < 0 or fragment < cut):
+                cut = fragment
+            return url if keep_query or cut < 0 else url[:cut]
         short = _URL_WITHOUT_USER_INFO.match(url)
         if short is None:
             return None
@@ -54,3 +49,15 @@ def sanitize_source_url(value: object, keep_query: bool = False) -> str | None:
     if keep_query:
         return scheme + host + path + url[match.end() :]
     return scheme + host + path
+
+
+def _plain_host_end(url: str, start: int) -> int:
+    """Where the host starting at `start` ends (at `/`, `?`, `#` or the end), or -1 when it has a
+    character other than ASCII letters, digits, dots and hyphens. A loop for mypyc to compile."""
+    for index in range(start, len(url)):
+        code = ord(url[index])
+        if code in (47, 63, 35):  # / ? #  (compiled: compared one by one, no set lookup)
+            return index
+        if not (97 <= code <= 122 or 48 <= code <= 57 or 65 <= code <= 90 or code in (45, 46)):
+            return -1
+    return len(url)
