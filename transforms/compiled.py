@@ -236,7 +236,7 @@ def _chains_function(
     Straight-line code (one `if`/`elif` per source, values by constant index) instead of loops
     over the chains: this runs for every event, and the loops' tuple unpacking was its main cost.
     Keys enter the source only through `repr`; converters through the namespace. Compiled by
-    mypyc, `_envelope_reader` and `_user_reader` are used instead (native loops).
+    mypyc, `NativeReaders` is used instead (native loops, direct calls).
     """
     namespace: dict[str, Any] = {}
     lines = [f"def {name}(values):", f"    {setup}"]
