@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -19,7 +18,7 @@ from transforms.event_mapping import (
     DEFAULT_EVENT_MAPPING,
     translate_action_source,
 )
-from transforms.paths import COMPILED, ITEM_PREFIX, Chain, Path, PathReader, pick, split_path
+from transforms.paths import COMPILED, ITEM_PREFIX, Chain, Path, PathReader, split_path
 from transforms.urls import sanitize_source_url
 
 Convert = Callable[[object], object]
@@ -62,6 +61,13 @@ _EMAIL = identity.hashed(identity.normalize_email)
 _PHONE = identity.hashed(identity.normalize_phone)
 _EXTERNAL_ID = identity.hashed(identity.normalize_external_id)
 _NAME = identity.hashed(identity.normalize_name)
+_OPPREF_COOKIE = identity.cookie_reader("__oppref")
+_OBREF_COOKIE = identity.cookie_reader("__obref")
+
+
+def _url_keeping_query(value: object) -> str | None:
+    # Not a `partial`: its keyword call added a quarter to each URL.
+    return sanitize_source_url(value, True)
 
 
 def _field(convert: Convert, *chain: str | tuple[str, Convert]) -> _Field:
@@ -83,7 +89,7 @@ _FIELDS: Final[Mapping[str, _Field]] = MappingProxyType(
         "oppref": _field(
             identity.opaque,
             "partners.openai.oppref",
-            (_COOKIE, identity.cookie_reader("__oppref")),
+            (_COOKIE, _OPPREF_COOKIE),
         ),
         "action_source": _field(translate_action_source, "partners.openai.action_source", "type"),
         "source_url": _field(_as_is, "context.page.url", "url"),
@@ -112,7 +118,7 @@ _FIELDS: Final[Mapping[str, _Field]] = MappingProxyType(
         "user.obref": _field(
             identity.opaque,
             "partners.openai.obref",
-            (_COOKIE, identity.cookie_reader("__obref")),
+            (_COOKIE, _OBREF_COOKIE),
         ),
         "data.amount": _field(_as_is, "value"),
         "data.currency": _field(_as_is, "currency"),
@@ -194,6 +200,8 @@ class CompiledMapping:
     """
 
     event_types: Mapping[str, str | None]
+    # `event_types` as a plain dict (never changed), for the per-event lookup.
+    event_type_of: dict[str, str | None]
     default_action_source: str | None
     required_categories: frozenset[str]
     event_reader: PathReader
@@ -215,6 +223,8 @@ class CompiledMapping:
     # Reads an item's (id, name, content_type, quantity, amount, currency), each the first
     # source of its chain that is not None.
     item_reader: PathReader
+    # Compiled by mypyc: `read_envelope` and `read_user` of native code, called directly.
+    native: NativeReaders | None
 
 
 def _chains_function(
@@ -226,7 +236,7 @@ def _chains_function(
     Straight-line code (one `if`/`elif` per source, values by constant index) instead of loops
     over the chains: this runs for every event, and the loops' tuple unpacking was its main cost.
     Keys enter the source only through `repr`; converters through the namespace. Compiled by
-    mypyc, `_envelope_reader` and `_user_reader` are used instead (native loops).
+    mypyc, `NativeReaders` is used instead (native loops, direct calls).
     """
     namespace: dict[str, Any] = {}
     lines = [f"def {name}(values):", f"    {setup}"]
@@ -247,36 +257,130 @@ def _chains_function(
     return function
 
 
-def _envelope_reader(
-    oppref: Chain, source_url: Chain, action_source: Chain, opt_out: Chain
-) -> Callable[[tuple[Any, ...]], tuple[Any, Any, Any, Any]]:
-    """`read_envelope` as mypyc compiles it natively (`_chains_function` is for the interpreter)."""
+# Converter codes: compiled by mypyc, the readers call each converter directly (`_convert`)
+# rather than through a callable object, about as costly as most conversions themselves.
+_AS_IS: Final = 0
+_HASH_EMAIL: Final = 1
+_HASH_PHONE: Final = 2
+_HASH_EXTERNAL_ID: Final = 3
+_HASH_NAME: Final = 4
+_PREHASHED: Final = 5
+_NON_BLANK: Final = 6
+_OPAQUE: Final = 7
+_OPPREF: Final = 8
+_OBREF: Final = 9
+_ACTION_SOURCE: Final = 10
+_OPT_OUT: Final = 11
+_PLAN_ID: Final = 12
+_COUNTRY: Final = 13
+_GEO_TEXT: Final = 14
+_POSTAL_CODE: Final = 15
+_IP: Final = 16
+_URL: Final = 17
+_URL_KEEPING_QUERY: Final = 18
 
-    def read_envelope(values: tuple[Any, ...]) -> tuple[Any, Any, Any, Any]:
+
+def _converter_codes() -> dict[Convert, int]:
+    return {
+        _as_is: _AS_IS,
+        _EMAIL: _HASH_EMAIL,
+        _PHONE: _HASH_PHONE,
+        _EXTERNAL_ID: _HASH_EXTERNAL_ID,
+        _NAME: _HASH_NAME,
+        identity.prehashed: _PREHASHED,
+        identity.non_blank: _NON_BLANK,
+        identity.opaque: _OPAQUE,
+        _OPPREF_COOKIE: _OPPREF,
+        _OBREF_COOKIE: _OBREF,
+        translate_action_source: _ACTION_SOURCE,
+        _opt_out: _OPT_OUT,
+        _plan_id: _PLAN_ID,
+        identity.normalize_country: _COUNTRY,
+        identity.normalize_geo_text: _GEO_TEXT,
+        identity.normalize_postal_code: _POSTAL_CODE,
+        identity.normalize_ip: _IP,
+        sanitize_source_url: _URL,
+        _url_keeping_query: _URL_KEEPING_QUERY,
+    }
+
+
+def _convert(code: int, raw: object) -> object:
+    """What the converter of `code` makes of `raw` (the same function, called directly)."""
+    if code <= _HASH_NAME:
+        if code == _HASH_EMAIL:
+            return identity.sha256_hex(identity.normalize_email(raw))
+        if code == _HASH_PHONE:
+            return identity.sha256_hex(identity.normalize_phone(raw))
+        if code == _HASH_NAME:
+            return identity.sha256_hex(identity.normalize_name(raw))
+        if code == _HASH_EXTERNAL_ID:
+            return identity.sha256_hex(identity.normalize_external_id(raw))
+        return raw
+    if code <= _OBREF:
+        if code == _PREHASHED:
+            return identity.prehashed(raw)
+        if code == _NON_BLANK:
+            return identity.non_blank(raw)
+        if code == _OPAQUE:
+            return identity.opaque(raw)
+        return identity.cookie_value("__oppref" if code == _OPPREF else "__obref", raw)
+    if code <= _PLAN_ID:
+        if code == _ACTION_SOURCE:
+            return translate_action_source(raw)
+        if code == _OPT_OUT:
+            return _opt_out(raw)
+        return _plan_id(raw)
+    if code <= _IP:
+        if code == _COUNTRY:
+            return identity.normalize_country(raw)
+        if code == _GEO_TEXT:
+            return identity.normalize_geo_text(raw)
+        if code == _POSTAL_CODE:
+            return identity.normalize_postal_code(raw)
+        return identity.normalize_ip(raw)
+    return sanitize_source_url(raw, code == _URL_KEEPING_QUERY)
+
+
+class NativeReaders:
+    """`read_envelope` and `read_user` as loops over tables with direct converter calls, for
+    mypyc to compile natively (`_chains_function` is for the interpreter). Each field reads
+    `slots[i]` with converter `codes[i]` for i in `starts[field]` to `starts[field + 1]`."""
+
+    def __init__(self, envelope: list[Chain], user: list[tuple[str, Chain, bool]]) -> None:
+        codes = _converter_codes()
+        chains = envelope + [chain for _, chain, _ in user]
+        self.slots = [index for chain in chains for index, _ in chain]
+        self.codes = [codes[convert] for chain in chains for _, convert in chain]
+        self.starts = [0]
+        for chain in chains:
+            self.starts.append(self.starts[-1] + len(chain))
+        self.user_keys = [key for key, _, _ in user]
+        self.user_listed = [listed for _, _, listed in user]
+
+    def _first(self, values: tuple[Any, ...], field: int) -> Any:
+        for link in range(self.starts[field], self.starts[field + 1]):
+            raw = values[self.slots[link]]
+            if raw is not None:
+                value = _convert(self.codes[link], raw)
+                if value is not None:
+                    return value
+        return None
+
+    def read_envelope(self, values: tuple[Any, ...]) -> tuple[Any, Any, Any, Any]:
         return (
-            pick(values, oppref),
-            pick(values, source_url),
-            pick(values, action_source),
-            pick(values, opt_out),
+            self._first(values, 0),
+            self._first(values, 1),
+            self._first(values, 2),
+            self._first(values, 3),
         )
 
-    return read_envelope
-
-
-def _user_reader(
-    fields: list[tuple[str, Chain, bool]],
-) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
-    """`read_user` as mypyc compiles it natively: (key, chain, whether in a list) per field."""
-
-    def read_user(values: tuple[Any, ...]) -> dict[str, Any]:
+    def read_user(self, values: tuple[Any, ...]) -> dict[str, Any]:
         user: dict[str, Any] = {}
-        for key, chain, listed in fields:
-            value = pick(values, chain)
+        for field, key in enumerate(self.user_keys):
+            value = self._first(values, field + 4)
             if value is not None:
-                user[key] = [value] if listed else value
+                user[key] = [value] if self.user_listed[field] else value
         return user
-
-    return read_user
 
 
 def _path(dotted: str) -> Path:
@@ -317,10 +421,7 @@ def compile_mapping(
         return tuple((_path(dotted), convert) for dotted, convert in spec.chain)
 
     resolved = {field: sources(field) for field in _FIELDS}
-    # The default setting without a `partial`: its keyword call added a quarter to each URL.
-    url_convert = (
-        partial(sanitize_source_url, keep_query=True) if keep_url_query else sanitize_source_url
-    )
+    url_convert = _url_keeping_query if keep_url_query else sanitize_source_url
     resolved["source_url"] = tuple((path, url_convert) for path, _ in resolved["source_url"])
     item_fields = [field for field in resolved if field.startswith("data.contents.X.")]
     event_reader = PathReader(
@@ -352,12 +453,16 @@ def compile_mapping(
         return index
 
     envelope_fields = ("oppref", "source_url", "action_source", "opt_out")
+    native = None
     if COMPILED:
-        read_envelope = _envelope_reader(*(chain(field) for field in envelope_fields))
-        read_user = _user_reader(
+        native = NativeReaders(
+            [chain(field) for field in envelope_fields],
             [(key, chain(f"user.{key}"), True) for key in _USER_LIST_FIELDS]
-            + [(key, chain(f"user.{key}"), False) for key in _USER_SCALAR_FIELDS]
+            + [(key, chain(f"user.{key}"), False) for key in _USER_SCALAR_FIELDS],
         )
+        read_envelope: Callable[[tuple[Any, ...]], tuple[Any, Any, Any, Any]]
+        read_envelope = native.read_envelope
+        read_user: Callable[[tuple[Any, ...]], dict[str, Any]] = native.read_user
     else:
         read_envelope = _chains_function(
             "read_envelope",
@@ -372,8 +477,10 @@ def compile_mapping(
             "user = {}",
             "user",
         )
+    event_type_of = {**DEFAULT_EVENT_MAPPING, **event_mapping}
     return CompiledMapping(
-        event_types=MappingProxyType({**DEFAULT_EVENT_MAPPING, **event_mapping}),
+        event_types=MappingProxyType(event_type_of),
+        event_type_of=event_type_of,
         default_action_source=default_action_source,
         required_categories=frozenset(required_categories),
         event_reader=event_reader,
@@ -392,4 +499,5 @@ def compile_mapping(
         if "data.contents.X.content_type" in field_mapping
         else event_reader.index[_EVENT_CONTENT_TYPE],
         item_reader=item_reader,
+        native=native,
     )

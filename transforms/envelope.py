@@ -21,8 +21,6 @@ from transforms.event_mapping import (
 )
 from transforms.identity import non_blank
 from transforms.money import (
-    INT64_MAX,
-    INT64_MIN,
     currency_exponent,
     parse_currency,
     to_minor_units,
@@ -32,7 +30,12 @@ from transforms.outcomes import Failed, Mapped, Outcome, Skipped
 from transforms.paths import pick
 from transforms.timestamps import WINDOW_FUTURE_MS, WINDOW_PAST_MS, parse_timestamp_ms
 
+# A plain dict copy (never changed): compiled, a proxy's item is a generic lookup.
+_SHAPES: Final[dict[str, str]] = dict(DATA_SHAPES)
 _CUSTOM_EVENT_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
+# 2**62 - 1: compiled, comparisons within this bound need no big-integer arithmetic (beyond it,
+# `to_whole_number` checks the 64-bit range).
+_SMALL_INT: Final = 4611686018427387903
 UNEXPECTED_INPUT: Final = "the event could not be mapped (unexpected input)"
 
 
@@ -61,7 +64,7 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
     event_name = values[compiled.event_name]
     if not isinstance(event_name, str):
         return Failed("missing_field", "type", "event_name is missing or not a string")
-    event_type = compiled.event_types.get(event_name)
+    event_type = compiled.event_type_of.get(event_name)
     if event_type is None:
         return Skipped("unmapped_event", event_name)
     if compiled.required_categories and not _has_consent(
@@ -87,7 +90,7 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
     else:
         # The usual timestamp, epoch ms as a plain int, without the call.
         parsed: int | None
-        if raw_timestamp.__class__ is int and raw_timestamp >= 0:
+        if type(raw_timestamp) is int and raw_timestamp >= 0:
             parsed = raw_timestamp
         else:
             parsed = parse_timestamp_ms(raw_timestamp)
@@ -126,7 +129,11 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
             )
         capi["custom_event_name"] = name
 
-    oppref, source_url, action_source, opt_out = compiled.read_envelope(values)
+    native = compiled.native
+    if native is not None:
+        oppref, source_url, action_source, opt_out = native.read_envelope(values)
+    else:
+        oppref, source_url, action_source, opt_out = compiled.read_envelope(values)
     if oppref is not None:
         capi["oppref"] = oppref
 
@@ -155,11 +162,11 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
     if opt_out is not None:
         capi["opt_out"] = opt_out
 
-    user = compiled.read_user(values)
+    user = compiled.read_user(values) if native is None else native.read_user(values)
     if user:
         capi["user"] = user
 
-    data = _data(values, compiled, DATA_SHAPES[event_type])
+    data = _data(values, compiled, _SHAPES[event_type])
     if isinstance(data, Failed):
         return data
     capi["data"] = data
@@ -206,11 +213,12 @@ def _data(
             contents = []
             read_item = compiled.item_reader.read
             select_item = compiled.item_reader.select
+            tree = compiled.item_reader.tree
             for index, item in enumerate(items):
                 if isinstance(item, dict):
                     fields = read_item(item)
-                elif item.__class__ is tuple:  # read by a projecting decoder (`map_values`)
-                    fields = select_item(item)
+                elif type(item) is tuple:  # read by a projecting decoder (`map_values`)
+                    fields = select_item(item) if tree is None else tree.select(item)
                 else:  # a null or non-object entry: nothing to map; indexes stay those of `items`
                     continue
                 content = _content(fields, index, event_content_type, currency, exponent)
@@ -233,22 +241,22 @@ def _content(
     item_id, name, content_type, raw_quantity, raw_amount, raw_currency = fields
     content: dict[str, Any] = {}
     # Plain strings first, without a call: they are what producers send (same as `non_blank`).
-    if item_id.__class__ is str:
+    if type(item_id) is str:
         if item_id := item_id.strip():
             content["id"] = item_id
     elif isinstance(item_id, int) and not isinstance(item_id, bool):
         content["id"] = str(item_id)
     elif text_id := non_blank(item_id):
         content["id"] = text_id
-    if name := name.strip() if name.__class__ is str else non_blank(name):
+    if name := name.strip() if type(name) is str else non_blank(name):
         content["name"] = name
-    if content_type.__class__ is not str or not (content_type := content_type.strip()):
+    if type(content_type) is not str or not (content_type := content_type.strip()):
         content_type = non_blank(content_type) or default_content_type
     content["content_type"] = content_type
     if raw_quantity is not None:
         # The usual quantity, a plain int in range, without the call.
         quantity: int | None
-        if raw_quantity.__class__ is int and INT64_MIN <= raw_quantity <= INT64_MAX:
+        if type(raw_quantity) is int and -_SMALL_INT <= raw_quantity <= _SMALL_INT:
             quantity = raw_quantity
         else:
             quantity = to_whole_number(raw_quantity)

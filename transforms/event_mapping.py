@@ -30,24 +30,23 @@ DEFAULT_EVENT_MAPPING: Final = MappingProxyType(
 )
 
 # CA purchase `type` values and OpenAI's own names → CAPI `action_source` (keys lower case).
-_ACTION_SOURCE_SYNONYMS: Final = MappingProxyType(
-    {
-        "web": "web",
-        "online": "web",
-        "mobile_app": "mobile_app",
-        "app": "mobile_app",
-        "mobile": "mobile_app",
-        "offline": "offline",
-        "physical_store": "physical_store",
-        "store": "physical_store",
-        "in_store": "physical_store",
-        "phone_call": "phone_call",
-        "call": "phone_call",
-        "phone": "phone_call",
-        "email": "email",
-        "other": "other",
-    }
-)
+# A plain dict (private, never changed): compiled, a proxy's `get` is a generic method call.
+_ACTION_SOURCE_SYNONYMS: Final[dict[str, str]] = {
+    "web": "web",
+    "online": "web",
+    "mobile_app": "mobile_app",
+    "app": "mobile_app",
+    "mobile": "mobile_app",
+    "offline": "offline",
+    "physical_store": "physical_store",
+    "store": "physical_store",
+    "in_store": "physical_store",
+    "phone_call": "phone_call",
+    "call": "phone_call",
+    "phone": "phone_call",
+    "email": "email",
+    "other": "other",
+}
 
 
 def translate_action_source(value: object) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from math import floor
 from typing import Final
 
 from transforms.codes import CURRENCY_EXPONENTS
@@ -39,7 +40,7 @@ _CURRENCY_SPELLINGS: Final[dict[str, str]] = {
 
 def parse_currency(value: object) -> str | None:
     """Trimmed, upper-cased active ISO 4217 alpha-3 code, else None."""
-    if value.__class__ is str and (known := _CURRENCY_SPELLINGS.get(value)) is not None:
+    if type(value) is str and (known := _CURRENCY_SPELLINGS.get(value)) is not None:
         return known
     if isinstance(value, str):
         code = value.strip().upper()
@@ -48,18 +49,24 @@ def parse_currency(value: object) -> str | None:
     return None
 
 
+# A plain dict copy (never changed): compiled, a proxy's `get` is a generic method call.
+_EXPONENTS: Final[dict[str, int | None]] = dict(CURRENCY_EXPONENTS)
+
+
 def currency_exponent(code: str) -> int | None:
     """Minor-unit digits of an active code; None for codes with no minor unit (XAU, XDR, ...)."""
-    return CURRENCY_EXPONENTS.get(code)
+    return _EXPONENTS.get(code)
 
 
 def to_minor_units(value: object, exponent: int) -> int | None:
     """Major units (number or `[+-]digits[.digits]` string) → integer minor units, else None."""
     minor: int | None
-    if value.__class__ is float:  # the usual price: first, and without isinstance calls
+    if type(value) is float:  # the usual price: first, and without isinstance calls
         scaled = value * _POWERS_OF_TEN[exponent]
         if -_FAST_LIMIT < scaled < _FAST_LIMIT:  # False for NaN and infinities
-            nearest = round(scaled)
+            # Not `round`: a generic call when compiled. Both give the same integer within the
+            # margin, the only case that returns (a tie is 0.5 away).
+            nearest = floor(scaled + 0.5)
             if -_FAST_MARGIN <= scaled - nearest <= _FAST_MARGIN:
                 return nearest
     if isinstance(value, bool):
@@ -110,7 +117,7 @@ def _scale(negative: bool, whole: str, fraction: str, exponent: int) -> int | No
 def to_whole_number(value: object) -> int | None:
     """An integer, or a number/numeric string with no fractional part (`2.0`, `"2"`), else None."""
     number: int
-    if value.__class__ is int:  # the usual quantity
+    if type(value) is int:  # the usual quantity
         return value if INT64_MIN <= value <= INT64_MAX else None
     if isinstance(value, bool):
         return None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 # The vocabularies of the outcomes, as docs/mapping.md lists them ("Errors and skips"). They are
 # contracts (the `map` output, DLQ reasons, metric labels); consumer.codes builds on them.
@@ -19,31 +18,84 @@ EventErrorCode = Literal["missing_field", "invalid_value", "timestamp_out_of_win
 MappingErrorCode = Literal["invalid_json", EventErrorCode]
 
 
-@dataclass(frozen=True, slots=True)
+# Plain classes rather than dataclasses: mypyc compiles their `__init__` natively (a dataclass's is
+# generated at run time, so it stays interpreted). Equality, hash and repr are a frozen
+# dataclass's; the attributes are `Final` for the type checker.
+
+
 class Mapped:
     """The event maps to a valid CAPI event (no request wrapper)."""
 
-    event: dict[str, Any]
+    __slots__ = ("event",)
+    __match_args__ = ("event",)
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event: Final = event
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Mapped)
+        return self.event == other.event
+
+    def __hash__(self) -> int:
+        return hash((self.event,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(event={self.event!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Skipped:
     """The event is deliberately not sent."""
 
-    reason: MappingSkipReason
-    event_name: str | None
+    __slots__ = ("event_name", "reason")
+    __match_args__ = ("reason", "event_name")
+
+    def __init__(self, reason: MappingSkipReason, event_name: str | None) -> None:
+        self.reason: Final = reason
+        self.event_name: Final = event_name
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Skipped)
+        return (self.reason, self.event_name) == (other.reason, other.event_name)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.event_name))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(reason={self.reason!r}, event_name={self.event_name!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Failed:
     """The event cannot become a valid CAPI event.
 
     `field` is the CAPI output path; `message` never holds a raw identifier.
     """
 
-    code: MappingErrorCode
-    field: str
-    message: str
+    __slots__ = ("code", "field", "message")
+    __match_args__ = ("code", "field", "message")
+
+    def __init__(self, code: MappingErrorCode, field: str, message: str) -> None:
+        self.code: Final = code
+        self.field: Final = field
+        self.message: Final = message
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Failed)
+        return (self.code, self.field, self.message) == (other.code, other.field, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.field, self.message))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(code={self.code!r}, field={self.field!r}, "
+            f"message={self.message!r})"
+        )
 
 
 Outcome = Mapped | Skipped | Failed

@@ -63,7 +63,7 @@ class PathReader:
     code; `exec`-generated code would stay interpreted there).
     """
 
-    __slots__ = ("index", "read", "select", "source")
+    __slots__ = ("index", "read", "select", "source", "tree")
 
     def __init__(
         self, paths: Iterable[Path], outputs: Sequence[Sequence[Path]] | None = None
@@ -75,8 +75,10 @@ class PathReader:
             for path in chain:
                 self.index.setdefault(path, len(self.index))
         self.source = self._generate(outputs)
+        # Compiled: the native reader, for callers to call its methods directly.
+        self.tree: _TreeReader | None = None
         if COMPILED:
-            tree = _TreeReader(list(self.index), outputs, self.index)
+            tree = self.tree = _TreeReader(list(self.index), outputs, self.index)
             self.read: Callable[[object], tuple[Any, ...]] = tree.read
             self.select: Callable[[tuple[Any, ...]], tuple[Any, ...]] = (
                 tree.select if outputs is not None else tuple

@@ -161,3 +161,18 @@ def test_ipv6_check_accepts_exactly_what_the_standard_library_does(text: str) ->
     assert (identity.normalize_ip(text) == text) == (
         text == text.strip() and (stdlib_ipv6(text) or identity._IPV4.fullmatch(text) is not None)
     )
+
+
+_OCTET_LIKE = st.integers(0, 300).map(str) | st.sampled_from(
+    ["", "00", "01", "007", "1a", "\u0663"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(_OCTET_LIKE, min_size=2, max_size=5).map(".".join)
+    | st.text("0123456789. a\u0663", max_size=18)
+)
+def test_the_ipv4_loop_accepts_exactly_what_the_pattern_does(text: str) -> None:
+    # The loop is what a compiled build runs; the pattern is what the interpreter runs.
+    assert identity._is_ipv4(text) == (identity._IPV4.fullmatch(text) is not None)
