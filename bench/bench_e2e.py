@@ -60,6 +60,10 @@ class ProcessCost:
     stderr: str
 
 
+# The measured process runs on core 0; the broker, the sink and this process on core 1.
+HARNESS_CORE = 1
+
+
 def pinned(command: Sequence[str]) -> list[str]:
     """`command` on core 0 when `taskset` exists (the orchestrator keeps to core 1)."""
     return ["taskset", "-c", "0", *command] if shutil.which("taskset") else list(command)
@@ -198,6 +202,7 @@ def utilization(
         "utilization": round(busy_cpu_s / busy_s, 3),
         "utilization_of_cpu_given": round(busy_cpu_s / max(busy_s - cpu_wait_s, 1e-9), 3),
         "load_average": round(os.getloadavg()[0], 2),
+        "harness_core_busy": max((run["harness_core_busy"] or 0.0 for run in runs), default=None),
         "events_per_s": round(events * drains / busy_s),
         "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
     }
@@ -292,14 +297,37 @@ def run_summary(stderr: str) -> dict[str, Any]:
     return {}
 
 
+def core_times(core: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU since boot, from /proc/stat ((0, 0) elsewhere)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                if line.startswith(f"cpu{core} "):
+                    fields = [int(field) for field in line.split()[1:]]
+                    idle = fields[3] + fields[4]  # idle + iowait
+                    return sum(fields) - idle, sum(fields)
+    except OSError:
+        pass
+    return 0, 0
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 2) if total > 0 else None
+
+
 def drain(config_path: Path, events: int, sink: Sink, timeout_s: float) -> dict[str, Any]:
-    """`capi-consumer run --until-caught-up` over a backlog of `events`: rate, CPU, RSS."""
+    """`capi-consumer run --until-caught-up` over a backlog of `events`: rate, CPU, RSS, and
+    how busy the harness's core (the broker, the sink) was meanwhile: a product that waits on a
+    saturated broker idles for the harness's sake, not its own."""
     accepted_before = sink.accepted
+    harness_before = core_times(HARNESS_CORE)
     cost = run_measured(
         pinned([CLI, "run", "--config", str(config_path), "--until-caught-up"]),
         timeout_s,
         env=cli_env(),
     )
+    harness_busy = busy_share(harness_before, core_times(HARNESS_CORE))
     summary = run_summary(cost.stderr)
     delivered = sink.accepted - accepted_before
     if cost.returncode != 0 or delivered < events:
@@ -317,6 +345,7 @@ def drain(config_path: Path, events: int, sink: Sink, timeout_s: float) -> dict[
         "busy_cpu_s": summary.get("busy_cpu_s"),
         "utilization": summary.get("utilization"),
         "busy_cpu_wait_s": summary.get("busy_cpu_wait_s"),
+        "harness_core_busy": harness_busy,
     }
 
 
