@@ -129,6 +129,8 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
             )
         capi["custom_event_name"] = name
 
+    # `compiled.read_envelope` is `native.read_envelope` when compiled, but called through
+    # the attribute it is a generic call: the native method is called directly.
     native = compiled.native
     if native is not None:
         oppref, source_url, action_source, opt_out = native.read_envelope(values)

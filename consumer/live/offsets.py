@@ -76,9 +76,7 @@ class OffsetTracker:
             return
         span.left = 0
         span.settled = None
-        state = span.state
-        if state.spans[0] is span and self._partitions.get(state.key) is state:
-            self._advance(state)
+        self._advance_from(span)
 
     def settle_offset(self, span: Span, offset: int) -> None:
         """One record of the span is settled (a second settlement of it changes nothing)."""
@@ -95,9 +93,7 @@ class OffsetTracker:
             return
         settled.add(offset)
         span.left -= 1
-        state = span.state
-        if state.spans[0] is span and self._partitions.get(state.key) is state:
-            self._advance(state)
+        self._advance_from(span)
 
     def settle(self, key: TopicPartitionKey, offset: int) -> None:
         """Settle one offset by its coordinates (when its span is not at hand)."""
@@ -108,6 +104,13 @@ class OffsetTracker:
             if span.offsets[-1] >= offset:
                 self.settle_offset(span, offset)
                 return
+
+    def _advance_from(self, span: Span) -> None:
+        """After a settlement in `span`: only the head span of a partition still tracked can
+        move the position."""
+        state = span.state
+        if state.spans[0] is span and self._partitions.get(state.key) is state:
+            self._advance(state)
 
     def _advance(self, state: _PartitionState) -> None:
         """The head span changed: move the position over what is settled from it on."""

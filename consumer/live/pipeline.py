@@ -161,7 +161,6 @@ class Pipeline:
         self._pending_bytes = 0
         self.stalled: list[Record] = []  # consumed, not decodable yet (registry down)
         self._stalled_at: list[Span] = []  # their spans
-        self._read: Counter[str] = Counter()  # records consumed per topic, this consume call
         self._stalled_retry_at = 0.0
         self._stalled_attempt = 0
         self._finished_partitions: set[TopicPartitionKey] = set()
@@ -367,6 +366,7 @@ class Pipeline:
         starts.append(len(to_decode))
         decode: list[Record] = []
         at: list[Span] = []  # the span of each record to decode
+        read: Counter[str] = Counter()  # records consumed per topic
         for index in range(len(starts) - 1):
             run = to_decode[starts[index] : starts[index + 1]]
             if not run:
@@ -374,28 +374,27 @@ class Pipeline:
             first = run[0]
             key = tracker.key(cast(str, first.topic()), cast(int, first.partition()))
             if bounded:
-                self._bounded_run(key, run, decode, at)
+                read[key[0]] += self._bounded_run(key, run, decode, at)
                 continue
             span = tracker.consumed_span(key, _offsets(run))
-            self._read[key[0]] += len(run)
+            read[key[0]] += len(run)
             decode += run
             at += [span] * len(run)
         for key, end in ends:
             tracker.reached_end(key, end)
-        read = self._read
         for topic, count in read.items():
             self.summary.read += count
             self.metrics.events_consumed.labels(topic).inc(count)
-        read.clear()
         self._pacer.took(len(decode), self._clock.monotonic())
         if decode:
             self._decode_and_map(decode, at)
 
     def _bounded_run(
         self, key: TopicPartitionKey, run: list[Record], decode: list[Record], at: list[Span]
-    ) -> None:
+    ) -> int:
         """A run of records of a bounded run (backfill, DLQ replay): those past its end are
-        not processed; those it does not admit are settled as filtered."""
+        not processed; those it does not admit are settled as filtered. Returns how many it
+        consumed (those before the end)."""
         gate = self.gate
         end = self._end_snapshot.get(key)
         kept = run
@@ -403,7 +402,6 @@ class Pipeline:
             kept = [record for record in run if cast(int, record.offset()) < end]
         if kept:
             span = self._tracker.consumed_span(key, _offsets(kept))
-            self._read[key[0]] += len(kept)
             for record in kept:
                 if gate.admits(key, record):
                     decode.append(record)
@@ -412,6 +410,7 @@ class Pipeline:
                     self._settler.filtered(span, cast(int, record.offset()))
         if len(kept) < len(run):  # once the records before it are tracked
             self._past_end(key, cast(int, run[len(kept)].offset()))
+        return len(kept)
 
     def _past_end(self, key: TopicPartitionKey, offset: int) -> bool:
         end = self._end_snapshot.get(key)

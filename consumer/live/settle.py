@@ -317,7 +317,7 @@ class Settler:
             settle = tracker.settle_offset
             for item in delivered:
                 if item.span in partial:
-                    settle(item.span, item.record.offset())
+                    settle(item.span, item.offset)
 
     def _inspect(self, result: BatchResult) -> None:
         assert self._inspector is not None
