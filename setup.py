@@ -1,9 +1,10 @@
-"""The compiled Avro reader; everything else is in pyproject.toml.
+"""The C extensions: the compiled Avro reader and the one-call SHA-256; everything else is in
+pyproject.toml.
 
-Optional by default: without a C compiler the package still installs and decodes with cavro or
-fastavro (consumer/avro/readers.py: the fastest reader that is present and agrees is used). With
-REQUIRE_NATIVE_AVRO_READER=1 (CI, the image's builder stage) a failed build fails the install,
-rather than shipping without the reader.
+Optional by default: without a C compiler the package still installs, decodes with cavro or
+fastavro (consumer/avro/readers.py: the fastest reader that is present and agrees is used) and
+hashes with hashlib. With REQUIRE_NATIVE_AVRO_READER=1 (CI, the image's builder stage) a failed
+build of either fails the install, rather than shipping without them.
 """
 
 import os
@@ -28,6 +29,9 @@ def mypyc_modules() -> list[Extension]:
     return list(mypycify(sources, opt_level="3"))
 
 
+OPTIONAL = os.environ.get("REQUIRE_NATIVE_AVRO_READER", "") in ("", "0")
+C_FLAGS = ["-Wall", "-Werror=implicit-function-declaration"]
+
 setup(
     # The build env of a compiled install: mypyc, and pydantic for the mypy plugin.
     setup_requires=["mypy>=1.10", "pydantic>=2.6,<3"] if MYPYC else [],
@@ -35,8 +39,14 @@ setup(
         Extension(
             "consumer.avro._avro_reader",
             ["consumer/avro/_avro_reader.c"],
-            optional=os.environ.get("REQUIRE_NATIVE_AVRO_READER", "") in ("", "0"),
-            extra_compile_args=["-Wall", "-Werror=implicit-function-declaration"],
+            optional=OPTIONAL,
+            extra_compile_args=C_FLAGS,
+        ),
+        Extension(
+            "transforms._sha256_hex",
+            ["transforms/_sha256_hex.c"],
+            optional=OPTIONAL,
+            extra_compile_args=C_FLAGS,
         ),
         *mypyc_modules(),
     ],

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from _hashlib import HASH
 
 
+def _native_sha256_hex() -> Callable[[str], str | None] | None:
+    """`sha256_hex` of the C extension (transforms/_sha256_hex.c), when it was built: one call
+    instead of encode + hash object + `hexdigest`, with the CPU's SHA extensions where present."""
+    try:
+        module = importlib.import_module("transforms._sha256_hex")
+    except ImportError:  # pragma: no cover - built without a C compiler
+        return None
+    native: Callable[[str], str | None] = module.sha256_hex
+    return native
+
+
 def _builtin_sha256() -> Callable[[bytes], HASH]:
     """CPython's own SHA-256 (the same digest), else hashlib's (OpenSSL).
 
@@ -41,6 +52,7 @@ def _builtin_sha256() -> Callable[[bytes], HASH]:
 sha256: Final = _builtin_sha256()
 # Called as a function: compiled, this skips the method's lookup on every hash.
 _HEXDIGEST: Final[Callable[[HASH], str]] = type(sha256(b"")).hexdigest
+NATIVE_SHA256_HEX: Final = _native_sha256_hex()
 
 # Every character Python counts as whitespace (all of them live in the Basic Multilingual Plane).
 _WHITESPACE: Final = "".join(chr(code) for code in range(0x10000) if chr(code).isspace())
@@ -60,6 +72,13 @@ def sha256_hex(text: str | None) -> str | None:
     Unicode. Compiled readers call it on a `normalize_*` result (transforms/compiled.py)."""
     if text is None:
         return None
+    if NATIVE_SHA256_HEX is not None:
+        return NATIVE_SHA256_HEX(text)
+    return hashlib_sha256_hex(text)
+
+
+def hashlib_sha256_hex(text: str) -> str | None:
+    """`sha256_hex` by hashlib: the reference, and what is used without the C extension."""
     try:
         return _HEXDIGEST(sha256(text.encode()))
     except UnicodeEncodeError:  # lone surrogates cannot be UTF-8
@@ -68,15 +87,12 @@ def sha256_hex(text: str | None) -> str | None:
 
 def hashed(normalize: Callable[[object], str | None]) -> Callable[[object], str | None]:
     """A converter: `normalize`, then SHA-256 of the result."""
+    # `sha256_hex`, inlined: this runs for every identity field of every event.
+    digest = hashlib_sha256_hex if NATIVE_SHA256_HEX is None else NATIVE_SHA256_HEX
 
     def convert(value: object) -> str | None:
         normalized = normalize(value)
-        if normalized is None:
-            return None
-        try:  # `sha256_hex`, inlined: this runs for every identity field of every event
-            return sha256(normalized.encode()).hexdigest()
-        except UnicodeEncodeError:
-            return None
+        return None if normalized is None else digest(normalized)
 
     return convert
 

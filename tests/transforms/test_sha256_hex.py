@@ -1,0 +1,90 @@
+"""The one-call SHA-256 (transforms/_sha256_hex.c) against hashlib, on both compression paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.transforms.property_support import PROFILE
+from transforms import identity
+
+# openai-capi.md §4.3: normalized input → digest.
+VECTORS = {
+    "user@example.com": "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514",
+    "14155552671": "758fbf68945f21c416814c539ab578876c8d98fb69e6da692def92cd52417fe0",
+    "customer_123": "18f69bcd2f9cc9c38195e722b2a5590429840ea5090971d2256e026926e55fa1",
+    "ada": "fdee430d40bd57deeac186cd9790033d0f06f909a8806e7ce6e717ab7c7d5029",
+    "lovelace": "fb1e7ec987523d2cb9e022cec1d6ae7c99dc46edfae4fe51254025fe4bea571f",
+    "maryjane": "f08f448a5e7a9dc3619bb7c129f6a7d5fc6af002cea17ad71dfdc1c68f4d4e0e",
+}
+
+
+def native_module() -> ModuleType:
+    """The extension; where REQUIRE_NATIVE_AVRO_READER is set (CI), missing is an error."""
+    try:
+        from transforms import _sha256_hex
+    except ImportError:
+        if os.environ.get("REQUIRE_NATIVE_AVRO_READER"):
+            raise
+        pytest.skip("transforms/_sha256_hex.c was not built (no C compiler)")
+    return _sha256_hex
+
+
+def digests() -> list[Callable[[str], str | None]]:
+    """Every way the product hashes: the default, and each path of the extension."""
+    module = native_module()
+    return [identity.sha256_hex, module.sha256_hex, module.sha256_hex_portable]
+
+
+def test_the_product_hashes_with_the_extension_when_built() -> None:
+    assert identity.NATIVE_SHA256_HEX is native_module().sha256_hex
+
+
+def test_the_documented_vectors() -> None:
+    for digest in [*digests(), identity.hashlib_sha256_hex]:
+        for text, expected in VECTORS.items():
+            assert digest(text) == expected, (digest, text)
+
+
+def test_every_length_around_the_padding_boundaries() -> None:
+    # One block holds 55 bytes with its padding; 56-119 need two; 120+ three, and so on.
+    for length in range(0, 300):
+        for text in ("x" * length, "é" * length):
+            expected = hashlib.sha256(text.encode()).hexdigest()
+            for digest in digests():
+                assert digest(text) == expected, (digest, length)
+
+
+@PROFILE
+@given(text=st.text(max_size=200))
+def test_any_text_hashes_as_hashlib_does(text: str) -> None:
+    try:
+        expected: str | None = hashlib.sha256(text.encode()).hexdigest()
+    except UnicodeEncodeError:
+        expected = None  # a lone surrogate: no UTF-8, no digest
+    for digest in digests():
+        assert digest(text) == expected
+
+
+def test_lone_surrogates_give_none_and_other_types_a_type_error() -> None:
+    for digest in digests():
+        assert digest("a\ud800b") is None
+    with pytest.raises(TypeError, match="takes a str"):
+        native_module().sha256_hex(b"bytes")  # type: ignore[arg-type]
+
+
+def test_the_sha_extensions_are_used_where_the_cpu_has_them() -> None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo to compare with")
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.MULTILINE)
+    has_sha = flags is not None and "sha_ni" in flags.group(1).split()
+    assert native_module().implementation() == ("sha_ni" if has_sha else "portable")
