@@ -304,18 +304,21 @@ def _converter_codes() -> dict[Convert, int]:
     }
 
 
+def _normalize(code: int, raw: object) -> str | None:
+    """The text a hashing converter (`code` in _HASH_EMAIL.._HASH_NAME) hashes, or None."""
+    if code == _HASH_EMAIL:
+        return identity.normalize_email(raw)
+    if code == _HASH_PHONE:
+        return identity.normalize_phone(raw)
+    if code == _HASH_NAME:
+        return identity.normalize_name(raw)
+    return identity.normalize_external_id(raw)
+
+
 def _convert(code: int, raw: object) -> object:
     """What the converter of `code` makes of `raw` (the same function, called directly)."""
     if code <= _HASH_NAME:
-        if code == _HASH_EMAIL:
-            return identity.sha256_hex(identity.normalize_email(raw))
-        if code == _HASH_PHONE:
-            return identity.sha256_hex(identity.normalize_phone(raw))
-        if code == _HASH_NAME:
-            return identity.sha256_hex(identity.normalize_name(raw))
-        if code == _HASH_EXTERNAL_ID:
-            return identity.sha256_hex(identity.normalize_external_id(raw))
-        return raw
+        return raw if code == _AS_IS else identity.sha256_hex(_normalize(code, raw))
     if code <= _OBREF:
         if code == _PREHASHED:
             return identity.prehashed(raw)
@@ -374,7 +377,45 @@ class NativeReaders:
             self._first(values, 3),
         )
 
+    def _first_unhashed(self, values: tuple[Any, ...], field: int) -> tuple[Any, bool]:
+        """`_first`, except that a value to hash comes back normalized, with True."""
+        for link in range(self.starts[field], self.starts[field + 1]):
+            raw = values[self.slots[link]]
+            if raw is not None:
+                code = self.codes[link]
+                if _HASH_EMAIL <= code <= _HASH_NAME:
+                    normalized = _normalize(code, raw)
+                    if normalized is not None:
+                        return normalized, True
+                else:
+                    value = _convert(code, raw)
+                    if value is not None:
+                        return value, False
+        return None, False
+
     def read_user(self, values: tuple[Any, ...]) -> dict[str, Any]:
+        """The `user` object; its identities hashed together, in one call."""
+        found: list[Any] = []
+        texts: list[str] = []
+        hashed: list[int] = []  # the fields whose value is the digest of texts[i]
+        for field in range(len(self.user_keys)):
+            value, to_hash = self._first_unhashed(values, field + 4)
+            if to_hash:
+                hashed.append(field)
+                texts.append(value)
+            found.append(value)
+        if texts:
+            for field, digest in zip(hashed, identity.sha256_hex_many(texts), strict=True):
+                if digest is None:  # a lone surrogate: no digest, so the chain goes on (rare)
+                    return self._read_user_one_by_one(values)
+                found[field] = digest
+        user: dict[str, Any] = {}
+        for field, value in enumerate(found):
+            if value is not None:
+                user[self.user_keys[field]] = [value] if self.user_listed[field] else value
+        return user
+
+    def _read_user_one_by_one(self, values: tuple[Any, ...]) -> dict[str, Any]:
         user: dict[str, Any] = {}
         for field, key in enumerate(self.user_keys):
             value = self._first(values, field + 4)

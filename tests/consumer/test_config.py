@@ -141,6 +141,7 @@ def test_consumer_defaults_bound_the_prefetch_and_yield_to_kafka_settings() -> N
     # A bounded prefetch in bytes, refetched soon once it has room again.
     assert KAFKA_CONSUMER_DEFAULTS["queued.max.messages.kbytes"] == 8192
     assert KAFKA_CONSUMER_DEFAULTS["fetch.queue.backoff.ms"] == 10
+    assert KAFKA_CONSUMER_DEFAULTS["fetch.wait.max.ms"] == 50
     tuned = load_config(
         None,
         {

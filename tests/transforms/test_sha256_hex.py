@@ -1,4 +1,5 @@
-"""The one-call SHA-256 (transforms/_sha256_hex.c) against hashlib, on both compression paths."""
+"""The one-call SHA-256 (transforms/_sha256_hex.c) against hashlib, on every compression path
+this CPU has (portable C, 8-lane AVX2, the SHA extensions)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.transforms.property_support import PROFILE
-from transforms import identity
+from tests.transforms.property_support import DEFAULT, NOW, PROFILE
+from transforms import Mapped, identity, map_event
 
 # openai-capi.md §4.3: normalized input → digest.
 VECTORS = {
@@ -39,9 +40,30 @@ def native_module() -> ModuleType:
 
 
 def digests() -> list[Callable[[str], str | None]]:
-    """Every way the product hashes: the default, and each path of the extension."""
+    """Every way the product hashes one text: the default, and each path of the extension."""
     module = native_module()
-    return [identity.sha256_hex, module.sha256_hex, module.sha256_hex_portable]
+
+    def by(implementation: str) -> Callable[[str], str | None]:
+        return lambda text: module.sha256_hex_many_by([text], implementation)[0]
+
+    return [identity.sha256_hex, module.sha256_hex, *map(by, module.implementations())]
+
+
+def many_digests() -> list[Callable[[list[str]], list[str | None]]]:
+    """Every way the product hashes a list: the default, and each path of the extension."""
+    module = native_module()
+
+    def by(implementation: str) -> Callable[[list[str]], list[str | None]]:
+        return lambda texts: module.sha256_hex_many_by(texts, implementation)
+
+    return [identity.sha256_hex_many, *map(by, module.implementations())]
+
+
+def reference(text: str) -> str | None:
+    try:
+        return hashlib.sha256(text.encode()).hexdigest()
+    except UnicodeEncodeError:
+        return None  # a lone surrogate: no UTF-8, no digest
 
 
 def test_the_product_hashes_with_the_extension_when_built() -> None:
@@ -66,25 +88,55 @@ def test_every_length_around_the_padding_boundaries() -> None:
 @PROFILE
 @given(text=st.text(max_size=200))
 def test_any_text_hashes_as_hashlib_does(text: str) -> None:
-    try:
-        expected: str | None = hashlib.sha256(text.encode()).hexdigest()
-    except UnicodeEncodeError:
-        expected = None  # a lone surrogate: no UTF-8, no digest
     for digest in digests():
-        assert digest(text) == expected
+        assert digest(text) == reference(text)
+
+
+@PROFILE
+@given(texts=st.lists(st.text(max_size=70) | st.sampled_from(["a\ud800", "x" * 55]), max_size=20))
+def test_any_list_hashes_item_by_item(texts: list[str]) -> None:
+    # Lists longer than the 8 lanes, one-block and longer texts mixed, surrogates in between.
+    for digest_many in many_digests():
+        assert digest_many(texts) == [reference(text) for text in texts]
 
 
 def test_lone_surrogates_give_none_and_other_types_a_type_error() -> None:
+    module = native_module()
     for digest in digests():
         assert digest("a\ud800b") is None
     with pytest.raises(TypeError, match="takes a str"):
-        native_module().sha256_hex(b"bytes")  # type: ignore[arg-type]
+        module.sha256_hex(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a str"):
+        module.sha256_hex_many(["ok", b"bytes"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="takes a list"):
+        module.sha256_hex_many(("a", "b"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not an implementation"):
+        module.sha256_hex_many_by(["a"], "quantum")
 
 
-def test_the_sha_extensions_are_used_where_the_cpu_has_them() -> None:
+def test_an_identity_that_cannot_be_hashed_lets_the_chain_go_on() -> None:
+    # A lone surrogate survives normalization but has no UTF-8: the producer's hash is used,
+    # as when each identity is hashed on its own (the compiled reader hashes them together).
+    prehashed = "AB" * 32
+    event = {
+        "event_name": "purchase",
+        "context": {"event_id": "e1", "event_timestamp": NOW, "page": {"url": "https://a.b/"}},
+        "user": {"email": "a\ud800@example.com", "email_sha256": prehashed, "firstname": "Ada"},
+    }
+    outcome = map_event(event, DEFAULT, NOW)
+    assert isinstance(outcome, Mapped)
+    assert outcome.event["user"] == {
+        "emails_sha256": [prehashed.lower()],
+        "first_names_sha256": [VECTORS["ada"]],
+    }
+
+
+def test_the_cpu_s_extensions_are_used_where_it_has_them() -> None:
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         pytest.skip("no /proc/cpuinfo to compare with")
-    flags = re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.MULTILINE)
-    has_sha = flags is not None and "sha_ni" in flags.group(1).split()
-    assert native_module().implementation() == ("sha_ni" if has_sha else "portable")
+    found = re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.MULTILINE)
+    flags = set(found.group(1).split()) if found else set()
+    expected = ["portable", *(["avx2"] if "avx2" in flags else [])]
+    expected += ["sha_ni"] if {"sha_ni", "sse4_1", "ssse3"} <= flags else []
+    assert native_module().implementations() == expected
