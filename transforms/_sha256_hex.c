@@ -43,7 +43,13 @@ static const uint32_t H0[8] = {
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
 static inline uint32_t load_be32(const uint8_t *p) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t word;
+    memcpy(&word, p, sizeof word);
+    return __builtin_bswap32(word);
+#else
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+#endif
 }
 
 /* One round with the eight working variables named in place (no shuffling between rounds). */
@@ -139,27 +145,28 @@ static int cpu_has_sha_ni(void) {
 #define ROTR8(x, n) _mm256_or_si256(_mm256_srli_epi32((x), (n)), _mm256_slli_epi32((x), 32 - (n)))
 
 static AVX2_TARGET void compress8_avx2(const uint32_t words[16][8], uint32_t digests[8][8]) {
-    __m256i w[16];
+    /* The whole schedule first: the rounds then keep the eight state registers and their
+       temporaries in the sixteen ymm registers, reading w[t] from memory. */
+    __m256i w[64];
     for (int t = 0; t < 16; t++) w[t] = _mm256_loadu_si256((const __m256i *)words[t]);
+    for (int t = 16; t < 64; t++) {
+        __m256i w15 = w[t - 15], w2 = w[t - 2];
+        __m256i s0 = _mm256_xor_si256(_mm256_xor_si256(ROTR8(w15, 7), ROTR8(w15, 18)),
+                                      _mm256_srli_epi32(w15, 3));
+        __m256i s1 = _mm256_xor_si256(_mm256_xor_si256(ROTR8(w2, 17), ROTR8(w2, 19)),
+                                      _mm256_srli_epi32(w2, 10));
+        w[t] = _mm256_add_epi32(_mm256_add_epi32(w[t - 16], s0), _mm256_add_epi32(w[t - 7], s1));
+    }
     __m256i a = _mm256_set1_epi32((int)H0[0]), b = _mm256_set1_epi32((int)H0[1]);
     __m256i c = _mm256_set1_epi32((int)H0[2]), d = _mm256_set1_epi32((int)H0[3]);
     __m256i e = _mm256_set1_epi32((int)H0[4]), f = _mm256_set1_epi32((int)H0[5]);
     __m256i g = _mm256_set1_epi32((int)H0[6]), h = _mm256_set1_epi32((int)H0[7]);
     for (int t = 0; t < 64; t++) {
-        if (t >= 16) {
-            __m256i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
-            __m256i s0 = _mm256_xor_si256(_mm256_xor_si256(ROTR8(w15, 7), ROTR8(w15, 18)),
-                                          _mm256_srli_epi32(w15, 3));
-            __m256i s1 = _mm256_xor_si256(_mm256_xor_si256(ROTR8(w2, 17), ROTR8(w2, 19)),
-                                          _mm256_srli_epi32(w2, 10));
-            w[t & 15] = _mm256_add_epi32(_mm256_add_epi32(w[t & 15], s0),
-                                         _mm256_add_epi32(w[(t - 7) & 15], s1));
-        }
         __m256i sigma1 = _mm256_xor_si256(_mm256_xor_si256(ROTR8(e, 6), ROTR8(e, 11)), ROTR8(e, 25));
         __m256i choice = _mm256_xor_si256(g, _mm256_and_si256(e, _mm256_xor_si256(f, g)));
         __m256i t1 = _mm256_add_epi32(_mm256_add_epi32(h, sigma1),
                                       _mm256_add_epi32(choice, _mm256_add_epi32(
-                                          _mm256_set1_epi32((int)K[t]), w[t & 15])));
+                                          _mm256_set1_epi32((int)K[t]), w[t])));
         __m256i sigma0 = _mm256_xor_si256(_mm256_xor_si256(ROTR8(a, 2), ROTR8(a, 13)), ROTR8(a, 22));
         __m256i majority = _mm256_or_si256(_mm256_and_si256(a, b),
                                            _mm256_and_si256(c, _mm256_or_si256(a, b)));
@@ -213,16 +220,19 @@ static void sha256(compress_fn compress, const uint8_t *data, size_t length, uin
     compress(state, last, pad_tail(data, length, last));
 }
 
+/* "00".."ff": the digest is written a byte (two digits) at a time. */
+static char hex_pairs[256][2];
+
 /* The digest (eight state words) as a new str of 64 lowercase hex digits. */
 static PyObject *hex_of(const uint32_t state[8]) {
-    static const char digits[] = "0123456789abcdef";
     PyObject *hex = PyUnicode_New(64, 127);
     if (hex == NULL) return NULL;
     Py_UCS1 *out = PyUnicode_1BYTE_DATA(hex);
-    for (int i = 0; i < 8; i++) {
-        for (int shift = 28, at = 8 * i; shift >= 0; shift -= 4, at++) {
-            out[at] = (Py_UCS1)digits[(state[i] >> shift) & 15];
-        }
+    for (int i = 0; i < 8; i++, out += 8) {
+        memcpy(out, hex_pairs[state[i] >> 24], 2);
+        memcpy(out + 2, hex_pairs[(state[i] >> 16) & 255], 2);
+        memcpy(out + 4, hex_pairs[(state[i] >> 8) & 255], 2);
+        memcpy(out + 6, hex_pairs[state[i] & 255], 2);
     }
     return hex;
 }
@@ -306,9 +316,12 @@ static PyObject *many(PyObject *texts, int path) {
             continue;
         }
 #ifdef HAVE_X86_PATHS
-        if (lanes && length <= 55) {
-            uint8_t block[128];
-            pad_tail((const uint8_t *)utf8, (size_t)length, block);
+        if (lanes && length <= 55) { /* one block: the text, 0x80, zeros, its length in bits */
+            uint8_t block[64] = {0};
+            memcpy(block, utf8, (size_t)length);
+            block[length] = 0x80;
+            block[62] = (uint8_t)(length >> 5);
+            block[63] = (uint8_t)(length << 3);
             for (int t = 0; t < 16; t++) words[t][used] = load_be32(block + 4 * t);
             lane_items[used++] = i;
             if (used == 8) {
@@ -384,6 +397,11 @@ static struct PyModuleDef module_definition = {
 };
 
 PyMODINIT_FUNC PyInit__sha256_hex(void) {
+    static const char digits[] = "0123456789abcdef";
+    for (int byte = 0; byte < 256; byte++) {
+        hex_pairs[byte][0] = digits[byte >> 4];
+        hex_pairs[byte][1] = digits[byte & 15];
+    }
 #ifdef HAVE_X86_PATHS
     if (cpu_has_sha_ni()) best_compress = compress_sha_ni;
     have_avx2 = cpu_has_avx2();

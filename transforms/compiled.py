@@ -395,24 +395,31 @@ class NativeReaders:
 
     def read_user(self, values: tuple[Any, ...]) -> dict[str, Any]:
         """The `user` object; its identities hashed together, in one call."""
-        found: list[Any] = []
+        user: dict[str, Any] = {}
         texts: list[str] = []
-        hashed: list[int] = []  # the fields whose value is the digest of texts[i]
+        holders: list[list[Any]] = []  # the one-item lists whose item becomes texts[i]'s digest
         for field in range(len(self.user_keys)):
             value, to_hash = self._first_unhashed(values, field + 4)
-            if to_hash:
-                hashed.append(field)
+            if value is None:
+                continue
+            if not self.user_listed[field]:
+                if to_hash:  # hashing converters feed only list fields (compile_mapping)
+                    return self._read_user_one_by_one(values)
+                user[self.user_keys[field]] = value
+            elif to_hash:
+                holder = [value]
+                user[self.user_keys[field]] = holder
                 texts.append(value)
-            found.append(value)
+                holders.append(holder)
+            else:
+                user[self.user_keys[field]] = [value]
         if texts:
-            for field, digest in zip(hashed, identity.sha256_hex_many(texts), strict=True):
+            digests = identity.sha256_hex_many(texts)
+            for index in range(len(holders)):
+                digest = digests[index]
                 if digest is None:  # a lone surrogate: no digest, so the chain goes on (rare)
                     return self._read_user_one_by_one(values)
-                found[field] = digest
-        user: dict[str, Any] = {}
-        for field, value in enumerate(found):
-            if value is not None:
-                user[self.user_keys[field]] = [value] if self.user_listed[field] else value
+                holders[index][0] = digest
         return user
 
     def _read_user_one_by_one(self, values: tuple[Any, ...]) -> dict[str, Any]:

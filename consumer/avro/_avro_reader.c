@@ -365,7 +365,18 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
 {
     switch (opcode(target)) {
     case OP_SKIP: {
-        PyObject *none = decode_node(PyTuple_GET_ITEM(target, 1), cur, 0);
+        PyObject *node = PyTuple_GET_ITEM(target, 1);
+        /* Most skipped fields are null in a ["null", ...] union: no call, no object. */
+        if (opcode(node) == OP_UNION) {
+            node = read_choice(cur, PyTuple_GET_ITEM(node, 1), "union index out of range");
+            if (node == NULL) {
+                return -1;
+            }
+        }
+        if (opcode(node) == OP_NULL) {
+            return 0;
+        }
+        PyObject *none = decode_node(node, cur, 0);
         if (none == NULL) {
             return -1;
         }
@@ -393,7 +404,14 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
     case OP_INTO_UNION: {
         PyObject *branch =
             read_choice(cur, PyTuple_GET_ITEM(target, 1), "union index out of range");
-        return branch == NULL ? -1 : project_into(branch, cur, slots);
+        if (branch == NULL) {
+            return -1;
+        }
+        /* A null branch is (SKIP, (NULL)): nothing to read or store. */
+        if (opcode(branch) == OP_SKIP && opcode(PyTuple_GET_ITEM(branch, 1)) == OP_NULL) {
+            return 0;
+        }
+        return project_into(branch, cur, slots);
     }
     default:
         PyErr_SetString(PyExc_SystemError, "bad Avro reader program");
@@ -475,7 +493,13 @@ decode_node(PyObject *node, Cursor *cur, int keep)
     case OP_UNION: {
         PyObject *branch =
             read_choice(cur, PyTuple_GET_ITEM(node, 1), "union index out of range");
-        return branch == NULL ? NULL : decode_node(branch, cur, keep);
+        if (branch == NULL) {
+            return NULL;
+        }
+        if (opcode(branch) == OP_NULL) { /* the usual branch: no call */
+            Py_RETURN_NONE;
+        }
+        return decode_node(branch, cur, keep);
     }
     case OP_FIXED: {
         Py_ssize_t size = small_int(PyTuple_GET_ITEM(node, 1));
