@@ -11,13 +11,15 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # setup.py and the C source: the compiled Avro reader is rebuilt when they change.
-$(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c
+$(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c transforms/_sha256_hex.c
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,fast]'
 	@$(BIN)/python -c 'import consumer.avro._avro_reader' 2>/dev/null \
 	  || echo "warning: the compiled Avro reader was not built (no C compiler?): decoding uses cavro"
+	@$(BIN)/python -c 'import transforms._sha256_hex' 2>/dev/null \
+	  || echo "warning: transforms/_sha256_hex.c was not built (no C compiler?): hashing uses hashlib"
 	touch $(STAMP)
 
 lint: install

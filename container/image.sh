@@ -77,6 +77,13 @@ assert Decoder(SchemaSettings()).engine == "native", "not decoding with the comp
     echo "ok: the compiled Avro reader is present and chosen"
 
     run --entrypoint python "$IMAGE" -c '
+from transforms import identity
+from transforms._sha256_hex import sha256_hex
+assert identity.NATIVE_SHA256_HEX is sha256_hex, "hashing with hashlib"
+' || fail "the one-call SHA-256 (transforms/_sha256_hex.c) is missing or unused"
+    echo "ok: the one-call SHA-256 is present and used"
+
+    run --entrypoint python "$IMAGE" -c '
 from consumer.cli.run import transforms_build
 assert transforms_build() == "compiled", transforms_build()
 ' || fail "transforms/ is not compiled with mypyc (CAPI_CONSUMER_MYPYC=1 in the builder)"

@@ -79,7 +79,7 @@ malformed(const char *what)
 }
 
 static int
-read_long(Cursor *cur, int64_t *out)
+read_long_slow(Cursor *cur, int64_t *out)
 {
     uint64_t value = 0;
     int shift = 0;
@@ -98,6 +98,18 @@ read_long(Cursor *cur, int64_t *out)
     }
     malformed("truncated varint");
     return -1;
+}
+
+/* Union indexes, most lengths and most counts are one byte: that case without the loop. */
+static inline int
+read_long(Cursor *cur, int64_t *out)
+{
+    if (cur->pos < cur->end && *cur->pos < 0x80) {
+        unsigned char byte = *cur->pos++;
+        *out = (int64_t)(byte >> 1) ^ -(int64_t)(byte & 1);
+        return 0;
+    }
+    return read_long_slow(cur, out);
 }
 
 static int
@@ -322,7 +334,7 @@ fail:
 
 /* The item of `choices` (enum symbols, union branches) that the next varint picks: a borrowed
  * reference, or NULL with ValueError(`out_of_range`). */
-static PyObject *
+static inline PyObject *
 read_choice(Cursor *cur, PyObject *choices, const char *out_of_range)
 {
     int64_t index;
@@ -395,7 +407,17 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
     case OP_INTO_RECORD: {
         PyObject *fields = PyTuple_GET_ITEM(target, 1);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
-            if (project_into(PyTuple_GET_ITEM(fields, i), cur, slots) < 0) {
+            PyObject *field = PyTuple_GET_ITEM(fields, i);
+            /* The usual field, skipped and null in a ["null", ...] union: read its index here
+             * rather than in a call (OP_SKIP below does the same for the rest). */
+            PyObject *node = PyTuple_GET_ITEM(field, 1);
+            if (opcode(field) == OP_SKIP && opcode(node) == OP_UNION && cur->pos < cur->end &&
+                *cur->pos == 0 && PyTuple_GET_SIZE(PyTuple_GET_ITEM(node, 1)) > 0 &&
+                opcode(PyTuple_GET_ITEM(PyTuple_GET_ITEM(node, 1), 0)) == OP_NULL) {
+                cur->pos++; /* index 0, the null branch */
+                continue;
+            }
+            if (project_into(field, cur, slots) < 0) {
                 return -1;
             }
         }

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.transforms.property_support import DEFAULT, NOW, PROFILE
-from transforms import Mapped, identity, map_event
+from transforms import Mapped, identity, map_event, paths
 
 # openai-capi.md §4.3: normalized input → digest.
 VECTORS = {
@@ -140,3 +140,15 @@ def test_the_cpu_s_extensions_are_used_where_it_has_them() -> None:
     expected = ["portable", *(["avx2"] if "avx2" in flags else [])]
     expected += ["sha_ni"] if {"sha_ni", "sse4_1", "ssse3"} <= flags else []
     assert native_module().implementations() == expected
+
+
+def test_without_the_extension_hashlib_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    if paths.COMPILED:
+        pytest.skip("compiled module constants cannot be replaced")
+    texts = ["ada", "a\ud800", "x" * 70, *VECTORS]
+    expected = [reference(text) for text in texts]
+    assert identity.sha256_hex_many(texts) == expected
+    monkeypatch.setattr(identity, "_NATIVE_SHA256_HEX_MANY", None)
+    monkeypatch.setattr(identity, "NATIVE_SHA256_HEX", None)
+    assert identity.sha256_hex_many(texts) == expected
+    assert [identity.sha256_hex(text) for text in texts] == expected
