@@ -408,15 +408,6 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
         PyObject *fields = PyTuple_GET_ITEM(target, 1);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
             PyObject *field = PyTuple_GET_ITEM(fields, i);
-            /* The usual field, skipped and null in a ["null", ...] union: read its index here
-             * rather than in a call (OP_SKIP below does the same for the rest). */
-            PyObject *node = PyTuple_GET_ITEM(field, 1);
-            if (opcode(field) == OP_SKIP && opcode(node) == OP_UNION && cur->pos < cur->end &&
-                *cur->pos == 0 && PyTuple_GET_SIZE(PyTuple_GET_ITEM(node, 1)) > 0 &&
-                opcode(PyTuple_GET_ITEM(PyTuple_GET_ITEM(node, 1), 0)) == OP_NULL) {
-                cur->pos++; /* index 0, the null branch */
-                continue;
-            }
             if (project_into(field, cur, slots) < 0) {
                 return -1;
             }
