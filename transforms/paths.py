@@ -165,12 +165,7 @@ class _TreeReader:
                 if deeper:
                     nodes[prefix] = child
                 steps.append((nodes[path[:depth]], path[depth], index.get(prefix, -1), child))
-        # Four parallel lists rather than a list of tuples: compiled, each tuple read from a
-        # list was type-checked and unboxed field by field, most of `read`'s cost.
-        self.step_nodes = [node for node, _, _, _ in steps]
-        self.step_keys = [key for _, key, _, _ in steps]
-        self.step_slots = [slot for _, _, slot, _ in steps]
-        self.step_children = [child for _, _, _, child in steps]
+        self.steps = steps
         self.registers = len(nodes)
         self.outputs: list[list[int]] = [
             [index[path] for path in chain] for chain in (outputs or ())
@@ -182,17 +177,13 @@ class _TreeReader:
         nodes: list[dict[Any, Any] | None] = [None] * self.registers
         if isinstance(event, dict):
             nodes[0] = event
-            step_nodes, keys = self.step_nodes, self.step_keys
-            slots, children = self.step_slots, self.step_children
-            for step in range(len(keys)):
-                node = nodes[step_nodes[step]]
+            for node_index, key, slot, child in self.steps:
+                node = nodes[node_index]
                 if node is None:
                     continue
-                value = node.get(keys[step])
-                slot = slots[step]
+                value = node.get(key)
                 if slot >= 0:
                     values[slot] = value
-                child = children[step]
                 if child >= 0 and isinstance(value, dict):
                     nodes[child] = value
         if self.has_outputs:
