@@ -1,5 +1,5 @@
 """`make fuzz`: the compiled Avro reader under AddressSanitizer and UBSan, differentially with
-fastavro.
+fastavro; then the one-call SHA-256 (transforms/_sha256_hex.c) the same way, against hashlib.
 
     python -m tests.fuzz.fuzz --seconds 60 --seed 18       # what CI runs
     python -m tests.fuzz.fuzz --replay tests/fuzz/crashes/<file>.json
@@ -18,6 +18,11 @@ consumer.avro._avro_reader. The worker decodes, with a fixed seed:
 Before each decode the worker puts the schema and the message in a shared file: when it dies
 (a sanitizer aborts it, it crashes) or stalls past 2 s (a hang), the supervisor saves them to
 tests/fuzz/crashes/ and fails; so does a mismatch, saved by the worker.
+
+The SHA-256 extension, built sanitized the same way, then hashes random lists of random texts
+(every UTF-8 width, lone surrogates, lengths around the padding boundaries) on every compression
+path the CPU has, for a quarter of `--seconds`: any digest unlike hashlib's, or a sanitizer
+report, fails the run.
 """
 
 from __future__ import annotations
@@ -55,10 +60,12 @@ SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 # --- the supervisor ---------------------------------------------------------------------------
 
 
-def build_sanitized(compiler: str) -> Path:
-    """consumer/avro/_avro_reader.c built with ASan and UBSan, as an importable extension."""
+def build_sanitized(
+    compiler: str, source: Path = ROOT / "consumer" / "avro" / "_avro_reader.c"
+) -> Path:
+    """`source` (the Avro reader) built with ASan and UBSan, as an importable extension."""
     BUILD.mkdir(parents=True, exist_ok=True)
-    target = BUILD / f"_avro_reader{sysconfig.get_config_var('EXT_SUFFIX')}"
+    target = BUILD / f"{source.stem}{sysconfig.get_config_var('EXT_SUFFIX')}"
     command = [
         compiler,
         "-shared",
@@ -70,7 +77,7 @@ def build_sanitized(compiler: str) -> Path:
         "-Wall",
         "-Werror",
         f"-I{sysconfig.get_paths()['include']}",
-        str(ROOT / "consumer" / "avro" / "_avro_reader.c"),
+        str(source),
         "-o",
         str(target),
     ]
@@ -132,10 +139,68 @@ def supervise(args: argparse.Namespace) -> int:
         output = log_path.read_text("utf-8", errors="replace")
         sys.stdout.write(output[-3000:])
         if worker.returncode == 0 and "runtime error:" not in output:
-            return 0
+            return 0 if args.replay else fuzz_sha256(compiler, env, args)
         if worker.returncode == 3:  # a mismatch, saved by the worker
             return 1
         return report(shared, log_path, "crash", f"exit status {worker.returncode}")
+
+
+def fuzz_sha256(compiler: str, env: dict[str, str], args: argparse.Namespace) -> int:
+    """transforms/_sha256_hex.c sanitized, against hashlib (see the module docstring)."""
+    module = build_sanitized(compiler, ROOT / "transforms" / "_sha256_hex.c")
+    command = [sys.executable, "-m", "tests.fuzz.fuzz", "--sha256-worker", str(module)]
+    command += ["--seconds", str(args.seconds / 4), "--seed", str(args.seed)]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    output = done.stdout + done.stderr
+    sys.stdout.write(output[-3000:])
+    return 0 if done.returncode == 0 and "runtime error:" not in output else 1
+
+
+def sha256_work(args: argparse.Namespace) -> int:
+    """The SHA-256 worker: random lists of texts, every path against hashlib."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transforms._sha256_hex", args.sha256_worker)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = random.Random(args.seed)
+    alphabet = ["a", "Z", "0", "@", "é", "ß", "中", "😀", "\ud800", "\udfff"]
+    lengths = [0, 1, 3, 54, 55, 56, 57, 63, 64, 65, 119, 120, 200, 1000]
+
+    def reference(text: str) -> str | None:
+        try:
+            return hashlib.sha256(text.encode()).hexdigest()
+        except UnicodeEncodeError:
+            return None
+
+    lists = 0
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline:
+        texts = [
+            "".join(rng.choice(alphabet) for _ in range(rng.choice(lengths) // rng.choice([1, 4])))
+            for _ in range(rng.randrange(0, 20))
+        ]
+        expected = [reference(text) for text in texts]
+        for implementation in module.implementations():
+            if module.sha256_hex_many_by(texts, implementation) != expected:
+                print(f"sha256 mismatch ({implementation}): {texts!a}")
+                return 3
+        if (
+            module.sha256_hex_many(texts) != expected
+            or [module.sha256_hex(text) for text in texts] != expected
+        ):
+            print(f"sha256 mismatch: {texts!a}")
+            return 3
+        lists += 1
+    print(
+        f"fuzz: {lists} lists hashed by {', '.join(module.implementations())} in {args.seconds} s "
+        f"(seed {args.seed}), identical to hashlib; no sanitizer report or crash"
+    )
+    return 0
 
 
 def report(shared: mmap.mmap, log_path: Path, kind: str, why: str) -> int:
@@ -362,7 +427,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--replay", help="a saved input (tests/fuzz/crashes/*.json)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--sha256-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sha256_worker:
+        return sha256_work(args)
     return work(args) if args.worker else supervise(args)
 
 
