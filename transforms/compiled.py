@@ -347,13 +347,13 @@ def _convert(code: int, raw: object) -> object:
 class NativeReaders:
     """`read_envelope` and `read_user` as loops over tables with direct converter calls, for
     mypyc to compile natively (`_chains_function` is for the interpreter). Each field reads
-    `slots[i]` with converter `codes[i]` for i in `starts[field]` to `starts[field + 1]`."""
+    the links `links[i]` for i in `starts[field]` to `starts[field + 1]`: a value slot and a
+    converter code packed in one int (`slot << 5 | code`; one list read per link, not two)."""
 
     def __init__(self, envelope: list[Chain], user: list[tuple[str, Chain, bool]]) -> None:
         codes = _converter_codes()
         chains = envelope + [chain for _, chain, _ in user]
-        self.slots = [index for chain in chains for index, _ in chain]
-        self.codes = [codes[convert] for chain in chains for _, convert in chain]
+        self.links = [index << 5 | codes[convert] for chain in chains for index, convert in chain]
         self.starts = [0]
         for chain in chains:
             self.starts.append(self.starts[-1] + len(chain))
@@ -362,9 +362,10 @@ class NativeReaders:
 
     def _first(self, values: tuple[Any, ...], field: int) -> Any:
         for link in range(self.starts[field], self.starts[field + 1]):
-            raw = values[self.slots[link]]
+            packed = self.links[link]
+            raw = values[packed >> 5]
             if raw is not None:
-                value = _convert(self.codes[link], raw)
+                value = _convert(packed & 31, raw)
                 if value is not None:
                     return value
         return None
@@ -380,9 +381,10 @@ class NativeReaders:
     def _first_unhashed(self, values: tuple[Any, ...], field: int) -> tuple[Any, bool]:
         """`_first`, except that a value to hash comes back normalized, with True."""
         for link in range(self.starts[field], self.starts[field + 1]):
-            raw = values[self.slots[link]]
+            packed = self.links[link]
+            raw = values[packed >> 5]
             if raw is not None:
-                code = self.codes[link]
+                code = packed & 31
                 if _HASH_EMAIL <= code <= _HASH_NAME:
                     normalized = _normalize(code, raw)
                     if normalized is not None:
