@@ -326,7 +326,9 @@ def _convert(code: int, raw: object) -> object:
             return identity.non_blank(raw)
         if code == _OPAQUE:
             return identity.opaque(raw)
-        return identity.cookie_value("__oppref" if code == _OPPREF else "__obref", raw)
+        if code == _OPPREF:
+            return identity.cookie_value("__oppref", raw, "__oppref=")
+        return identity.cookie_value("__obref", raw, "__obref=")
     if code <= _PLAN_ID:
         if code == _ACTION_SOURCE:
             return translate_action_source(raw)

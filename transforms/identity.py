@@ -269,18 +269,21 @@ def cookie_reader(name: str) -> Callable[[object], str | None]:
     return partial(cookie_value, name)
 
 
-def cookie_value(name: str, cookie: object) -> str | None:
-    """The first non-empty value of cookie `name` in `cookie`, a `name=value; ...` string."""
-    if not isinstance(cookie, str) or name not in cookie:
+def cookie_value(name: str, cookie: object, needle: str = "") -> str | None:
+    """The first non-empty value of cookie `name` in `cookie`, a `name=value; ...` string.
+    `needle`: `name + "="`, when the caller has it (one string fewer per call)."""
+    if not isinstance(cookie, str):
         return None
-    # Fast path: `name=value` as browsers write it, at the start or after `; `.
-    needle = name + "="
+    # Fast path: `name=value` as browsers write it, at the start or after `; `: one scan.
+    needle = needle or name + "="
     start = cookie.find(needle)
     if start == 0 or (start > 0 and cookie[start - 1] in "; "):
         end = cookie.find(";", start)
         value = cookie[start + len(needle) : None if end == -1 else end].strip()
         if value:
             return value
+    elif start == -1 and name not in cookie:
+        return None
     for pair in cookie.split(";"):
         key, equals, value = pair.partition("=")
         if equals and key.strip() == name:

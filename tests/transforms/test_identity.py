@@ -176,3 +176,27 @@ _OCTET_LIKE = st.integers(0, 300).map(str) | st.sampled_from(
 def test_the_ipv4_loop_accepts_exactly_what_the_pattern_does(text: str) -> None:
     # The loop is what a compiled build runs; the pattern is what the interpreter runs.
     assert identity._is_ipv4(text) == (identity._IPV4.fullmatch(text) is not None)
+
+
+def _cookie_reference(name: str, cookie: str) -> str | None:
+    """The definition, without the fast path: the first `name=value` pair with a value."""
+    for pair in cookie.split(";"):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip() == name and value.strip():
+            return value.strip()
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(["__oppref", "__obref", "=", ";", " ", "; ", "x", "_ga=1", "v=1", ""]),
+        max_size=12,
+    )
+)
+def test_cookie_values_match_the_definition(parts: list[str]) -> None:
+    cookie = "".join(parts)
+    for name in ("__oppref", "__obref"):
+        expected = _cookie_reference(name, cookie)
+        assert identity.cookie_value(name, cookie) == expected
+        assert identity.cookie_value(name, cookie, name + "=") == expected
