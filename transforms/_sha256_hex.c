@@ -204,10 +204,10 @@ enum { PATH_BEST, PATH_PORTABLE, PATH_AVX2, PATH_SHA_NI };
    0x80, zeros, and the length in bits. Returns how many blocks (1, or 2 past 55 tail bytes). */
 static size_t pad_tail(const uint8_t *data, size_t length, uint8_t last[128]) {
     size_t tail = length % 64;
-    memset(last, 0, 128);
+    size_t size = tail < 56 ? 64 : 128;
+    memset(last, 0, size);
     memcpy(last, data + (length - tail), tail);
     last[tail] = 0x80;
-    size_t size = tail < 56 ? 64 : 128;
     uint64_t bits = (uint64_t)length * 8;
     for (int i = 0; i < 8; i++) last[size - 1 - i] = (uint8_t)(bits >> (8 * i));
     return size / 64;
@@ -316,7 +316,9 @@ static PyObject *many(PyObject *texts, int path) {
             continue;
         }
 #ifdef HAVE_X86_PATHS
-        if (lanes && length <= 55) { /* one block: the text, 0x80, zeros, its length in bits */
+        if (lanes && length <= 55) {
+            /* pad_tail's one-block case, written out: its general tail (memcpy at an offset,
+               8 length bytes) cost ~80 instructions more per message. */
             uint8_t block[64] = {0};
             memcpy(block, utf8, (size_t)length);
             block[length] = 0x80;

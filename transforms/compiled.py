@@ -278,6 +278,7 @@ _POSTAL_CODE: Final = 15
 _IP: Final = 16
 _URL: Final = 17
 _URL_KEEPING_QUERY: Final = 18
+_HASHING: Final = frozenset(range(_HASH_EMAIL, _HASH_NAME + 1))
 
 
 def _converter_codes() -> dict[Convert, int]:
@@ -361,6 +362,10 @@ class NativeReaders:
             self.starts.append(self.starts[-1] + len(chain))
         self.user_keys = [key for key, _, _ in user]
         self.user_listed = [listed for _, _, listed in user]
+        # `read_user` hashes list fields only: the hashing converters feed nothing else.
+        for key, chain, listed in user:
+            if not listed and any(codes[convert] in _HASHING for _, convert in chain):
+                raise ValueError(f"user.{key}: a hashed value must be a list field")
 
     def _first(self, values: tuple[Any, ...], field: int) -> Any:
         for link in range(self.starts[field], self.starts[field + 1]):
@@ -406,9 +411,7 @@ class NativeReaders:
             value, to_hash = self._first_unhashed(values, field + 4)
             if value is None:
                 continue
-            if not self.user_listed[field]:
-                if to_hash:  # hashing converters feed only list fields (compile_mapping)
-                    return self._read_user_one_by_one(values)
+            if not self.user_listed[field]:  # never hashed (`__init__` checks)
                 user[self.user_keys[field]] = value
             elif to_hash:
                 holder = [value]

@@ -254,7 +254,7 @@ decode_string(Cursor *cur, int keep)
     const unsigned char *start = cur->pos;
     cur->pos += length;
     /* Most values are ASCII: copy them without running the UTF-8 decoder. Checked 8 bytes at
-     * a time (a third of the decoder's instructions went to this loop a byte at a time). */
+     * a time rather than one: the same check in fewer instructions. */
     uint64_t high = 0;
     Py_ssize_t i = 0;
     for (; i + 8 <= length; i += 8) {
@@ -407,8 +407,7 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
     case OP_INTO_RECORD: {
         PyObject *fields = PyTuple_GET_ITEM(target, 1);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
-            PyObject *field = PyTuple_GET_ITEM(fields, i);
-            if (project_into(field, cur, slots) < 0) {
+            if (project_into(PyTuple_GET_ITEM(fields, i), cur, slots) < 0) {
                 return -1;
             }
         }
@@ -417,14 +416,7 @@ project_into(PyObject *target, Cursor *cur, PyObject *slots)
     case OP_INTO_UNION: {
         PyObject *branch =
             read_choice(cur, PyTuple_GET_ITEM(target, 1), "union index out of range");
-        if (branch == NULL) {
-            return -1;
-        }
-        /* A null branch is (SKIP, (NULL)): nothing to read or store. */
-        if (opcode(branch) == OP_SKIP && opcode(PyTuple_GET_ITEM(branch, 1)) == OP_NULL) {
-            return 0;
-        }
-        return project_into(branch, cur, slots);
+        return branch == NULL ? -1 : project_into(branch, cur, slots);
     }
     default:
         PyErr_SetString(PyExc_SystemError, "bad Avro reader program");

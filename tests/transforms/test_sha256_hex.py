@@ -152,3 +152,11 @@ def test_without_the_extension_hashlib_gives_the_same(monkeypatch: pytest.Monkey
     monkeypatch.setattr(identity, "NATIVE_SHA256_HEX", None)
     assert identity.sha256_hex_many(texts) == expected
     assert [identity.sha256_hex(text) for text in texts] == expected
+
+
+def test_the_native_readers_hash_list_fields_only() -> None:
+    # `read_user` fills digests into one-item lists: a hashed scalar field is refused up front.
+    from transforms import compiled
+
+    with pytest.raises(ValueError, match=r"user\.ip_address: a hashed value must be a list"):
+        compiled.NativeReaders([(), (), (), ()], [("ip_address", ((0, compiled._EMAIL),), False)])
