@@ -10,8 +10,9 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# setup.py and the C source: the compiled Avro reader is rebuilt when they change.
-$(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c transforms/_sha256_hex.c
+# setup.py and the C sources: the extensions are rebuilt when they change.
+$(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c transforms/_sha256_hex.c \
+		consumer/cli/_json_values.c
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,6 +21,8 @@ $(STAMP): pyproject.toml setup.py consumer/avro/_avro_reader.c transforms/_sha25
 	  || echo "warning: the compiled Avro reader was not built (no C compiler?): decoding uses cavro"
 	@$(BIN)/python -c 'import transforms._sha256_hex' 2>/dev/null \
 	  || echo "warning: transforms/_sha256_hex.c was not built (no C compiler?): hashing uses hashlib"
+	@$(BIN)/python -c 'import consumer.cli._json_values' 2>/dev/null \
+	  || echo "warning: consumer/cli/_json_values.c was not built (no C compiler?): map reads with orjson"
 	touch $(STAMP)
 
 lint: install

@@ -1,10 +1,11 @@
-"""The C extensions: the compiled Avro reader and the one-call SHA-256; everything else is in
-pyproject.toml.
+"""The C extensions: the compiled Avro reader, the one-call SHA-256 and `map`'s JSON reader;
+everything else is in pyproject.toml.
 
 Optional by default: without a C compiler the package still installs, decodes with cavro or
-fastavro (consumer/avro/readers.py: the fastest reader that is present and agrees is used) and
-hashes with hashlib. With REQUIRE_NATIVE_AVRO_READER=1 (CI, the image's builder stage) a failed
-build of either fails the install, rather than shipping without them.
+fastavro (consumer/avro/readers.py: the fastest reader that is present and agrees is used),
+hashes with hashlib, and `map` reads lines with orjson alone. With REQUIRE_NATIVE_AVRO_READER=1
+(CI, the image's builder stage) a failed build of any of them fails the install, rather than
+shipping without them.
 """
 
 import os
@@ -45,6 +46,12 @@ setup(
         Extension(
             "transforms._sha256_hex",
             ["transforms/_sha256_hex.c"],
+            optional=OPTIONAL,
+            extra_compile_args=C_FLAGS,
+        ),
+        Extension(
+            "consumer.cli._json_values",
+            ["consumer/cli/_json_values.c"],
             optional=OPTIONAL,
             extra_compile_args=C_FLAGS,
         ),

@@ -84,6 +84,13 @@ assert identity.NATIVE_SHA256_HEX is sha256_hex, "hashing with hashlib"
     echo "ok: the one-call SHA-256 is present and used"
 
     run --entrypoint python "$IMAGE" -c '
+from consumer.cli.json_values import projector
+from transforms import MappingSettings
+assert projector(MappingSettings().compile()) is not None, "map reads lines with orjson"
+' || fail "map's JSON reader (consumer/cli/_json_values.c) is missing or unused"
+    echo "ok: map's JSON reader is present and used"
+
+    run --entrypoint python "$IMAGE" -c '
 from consumer.cli.run import transforms_build
 assert transforms_build() == "compiled", transforms_build()
 ' || fail "transforms/ is not compiled with mypyc (CAPI_CONSUMER_MYPYC=1 in the builder)"

@@ -1,5 +1,6 @@
 """`make fuzz`: the compiled Avro reader under AddressSanitizer and UBSan, differentially with
-fastavro; then the one-call SHA-256 (transforms/_sha256_hex.c) the same way, against hashlib.
+fastavro; then the one-call SHA-256 (transforms/_sha256_hex.c) the same way, against hashlib,
+and `map`'s JSON reader (consumer/cli/_json_values.c), against orjson.
 
     python -m tests.fuzz.fuzz --seconds 60 --seed 18       # what CI runs
     python -m tests.fuzz.fuzz --replay tests/fuzz/crashes/<file>.json
@@ -22,7 +23,10 @@ tests/fuzz/crashes/ and fails; so does a mismatch, saved by the worker.
 The SHA-256 extension, built sanitized the same way, then hashes random lists of random texts
 (every UTF-8 width, lone surrogates, lengths around the padding boundaries) on every compression
 path the CPU has, for a quarter of `--seconds`: any digest unlike hashlib's, or a sanitizer
-report, fails the run.
+report, fails the run. Then `map`'s JSON reader (consumer/cli/_json_values.c), for another
+quarter: random lines and mutated sample and golden lines (tests/consumer/cli/json_lines.py)
+under every golden case's mapping; whatever it accepts must read as orjson and the path readers
+read it.
 """
 
 from __future__ import annotations
@@ -139,7 +143,9 @@ def supervise(args: argparse.Namespace) -> int:
         output = log_path.read_text("utf-8", errors="replace")
         sys.stdout.write(output[-3000:])
         if worker.returncode == 0 and "runtime error:" not in output:
-            return 0 if args.replay else fuzz_sha256(compiler, env, args)
+            if args.replay:
+                return 0
+            return fuzz_sha256(compiler, env, args) or fuzz_json_values(compiler, env, args)
         if worker.returncode == 3:  # a mismatch, saved by the worker
             return 1
         return report(shared, log_path, "crash", f"exit status {worker.returncode}")
@@ -147,8 +153,23 @@ def supervise(args: argparse.Namespace) -> int:
 
 def fuzz_sha256(compiler: str, env: dict[str, str], args: argparse.Namespace) -> int:
     """transforms/_sha256_hex.c sanitized, against hashlib (see the module docstring)."""
-    module = build_sanitized(compiler, ROOT / "transforms" / "_sha256_hex.c")
-    command = [sys.executable, "-m", "tests.fuzz.fuzz", "--sha256-worker", str(module)]
+    return run_sanitized(
+        compiler, env, args, ROOT / "transforms" / "_sha256_hex.c", "--sha256-worker"
+    )
+
+
+def fuzz_json_values(compiler: str, env: dict[str, str], args: argparse.Namespace) -> int:
+    """consumer/cli/_json_values.c sanitized, against orjson (see the module docstring)."""
+    source = ROOT / "consumer" / "cli" / "_json_values.c"
+    return run_sanitized(compiler, env, args, source, "--json-worker")
+
+
+def run_sanitized(
+    compiler: str, env: dict[str, str], args: argparse.Namespace, source: Path, worker: str
+) -> int:
+    """`source` built sanitized, and run by `worker` for a quarter of `--seconds`."""
+    module = build_sanitized(compiler, source)
+    command = [sys.executable, "-m", "tests.fuzz.fuzz", worker, str(module)]
     command += ["--seconds", str(args.seconds / 4), "--seed", str(args.seed)]
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -156,6 +177,55 @@ def fuzz_sha256(compiler: str, env: dict[str, str], args: argparse.Namespace) ->
     output = done.stdout + done.stderr
     sys.stdout.write(output[-3000:])
     return 0 if done.returncode == 0 and "runtime error:" not in output else 1
+
+
+def json_values_work(args: argparse.Namespace) -> int:
+    """The JSON reader's worker: random and mutated lines, against orjson and the path readers
+    (tests/consumer/cli/json_lines.py), under the default mapping and every golden case's."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("consumer.cli._json_values", args.json_worker)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["consumer.cli._json_values"] = module  # what `projector` imports
+
+    from consumer.avro.readers import self_check_events
+    from consumer.cli.json_values import projector
+    from tests.consumer.cli.json_lines import disagreement, line, mutate
+    from tests.transforms.goldens import load_cases
+    from transforms import MappingSettings
+
+    configs = {json.dumps(case.config, sort_keys=True): case.config for case in load_cases()}
+    mappings = []
+    for config in configs.values():
+        compiled = MappingSettings.model_validate(config).compile()
+        project = projector(compiled)
+        if project is not None:
+            mappings.append((compiled, project))
+    seeds = [json.dumps(event).encode() for event in self_check_events()]
+    seeds += [case.line for case in load_cases()]
+    rng = random.Random(args.seed)
+    lines = accepted = 0
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline:
+        compiled, project = mappings[rng.randrange(len(mappings))]
+        data = line(rng) if rng.random() < 0.5 else rng.choice(seeds)
+        for _ in range(rng.choice([0, 1, 1, 2, 5])):
+            data = mutate(rng, data)
+        why = disagreement(project, compiled, data)
+        if why is not None:
+            print(f"json_values mismatch: {data!r}: {why}")
+            return 3
+        lines += 1
+        accepted += project(data) is not None
+    print(
+        f"fuzz: {lines} JSON lines ({accepted} read by the reader, the rest declined) under "
+        f"{len(mappings)} mappings in {args.seconds} s (seed {args.seed}), as orjson reads "
+        "them; no sanitizer report or crash"
+    )
+    return 0
 
 
 def sha256_work(args: argparse.Namespace) -> int:
@@ -428,9 +498,12 @@ def main() -> int:
     parser.add_argument("--replay", help="a saved input (tests/fuzz/crashes/*.json)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--sha256-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--json-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sha256_worker:
         return sha256_work(args)
+    if args.json_worker:
+        return json_values_work(args)
     return work(args) if args.worker else supervise(args)
 
 

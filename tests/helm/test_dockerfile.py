@@ -130,4 +130,5 @@ def test_setup_py_makes_the_reader_mandatory_on_request(
     assert extensions == {
         "consumer.avro._avro_reader": optional,
         "transforms._sha256_hex": optional,
+        "consumer.cli._json_values": optional,
     }

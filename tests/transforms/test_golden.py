@@ -14,6 +14,7 @@ import orjson
 import pytest
 import yaml
 
+from consumer.cli.json_values import projector
 from consumer.cli.map import map_lines, outcome_json
 from consumer.config import load_config
 from tests.transforms.goldens import GoldenCase, check, load_cases, parsed_input
@@ -42,13 +43,20 @@ def test_map_event(case: GoldenCase) -> None:
     check(case, outcome_json(map_event(parsed_input(case), _compiled(case), case.now)))
 
 
+@pytest.mark.parametrize("reader", ["orjson", "json_values"])
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_map_line(case: GoldenCase, tmp_path: Path) -> None:
-    """The `map` line handler, with the config read from a YAML file like the command does."""
+def test_map_line(case: GoldenCase, reader: str, tmp_path: Path) -> None:
+    """The `map` line handler, with the config read from a YAML file like the command does;
+    lines read by orjson, or by the JSON reader (consumer/cli/_json_values.c) where built."""
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(case.config), encoding="utf-8")
     compiled = load_config(config_file, environ={}).compile()
-    (line,) = map_lines([case.line], compiled, case.now)
+    project = None
+    if reader == "json_values":
+        project = projector(compiled)
+        if project is None:
+            pytest.skip("consumer/cli/_json_values.c was not built")
+    (line,) = map_lines([case.line], compiled, case.now, project)
     check(case, orjson.loads(line))
 
 
