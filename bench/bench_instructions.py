@@ -40,6 +40,9 @@ from bench.sink import Sink
 from consumer.devtools.embedded_broker import EmbeddedBroker
 
 _SMALL = 1_000
+# A fixed string hash seed in every counted process: the same dict probes, run after run (a
+# random seed moved the counts by up to ~2k per event).
+_SAME_HASHES = {"PYTHONHASHSEED": "0"}
 _VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 # Every process, a forked one counted from its own start (see the docstring).
 _CALLGRIND = [
@@ -102,8 +105,7 @@ def map_per_line(lines: int, now_ms: int, directory: Path) -> dict[str, Any]:
         counts[size] = instructions_all_processes(
             [e2e.CLI, "map", "--now", str(now_ms)],
             path,
-            # A fixed string hash seed: the same dict probes, the same count, run after run.
-            {**e2e.cli_env(), "PYTHONHASHSEED": "0"},
+            {**e2e.cli_env(), **_SAME_HASHES},
             directory,
         )
     return {
@@ -170,7 +172,7 @@ def main() -> int:
             log(f"{events:,} events: the pipeline's stages")
             counts["stages"][events] = instructions(
                 [sys.executable, "-m", "bench.bench_instructions", "--stages-only", str(events)],
-                env={**os.environ, "PYTHONPATH": str(e2e.PROJECT)},
+                env={**os.environ, "PYTHONPATH": str(e2e.PROJECT), **_SAME_HASHES},
             )
             for job in jobs:
                 log(f"{events:,} events: {job}")
@@ -179,7 +181,7 @@ def main() -> int:
                 before = sink.accepted
                 counts[job][events] = instructions(
                     command(job, broker.bootstrap_servers, topics, events, sink, directory),
-                    env={**e2e.cli_env(), "PYTHONPATH": str(e2e.PROJECT)},
+                    env={**e2e.cli_env(), "PYTHONPATH": str(e2e.PROJECT), **_SAME_HASHES},
                 )
                 # At valgrind's pace a request may time out and be sent again: never fewer.
                 if sink.accepted - before < events:

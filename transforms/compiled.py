@@ -147,6 +147,9 @@ _USER_LIST_FIELDS: Final = (
     "postal_codes",
 )
 _USER_SCALAR_FIELDS: Final = ("ip_address", "user_agent", "obref")
+# `Mapped.shape`: bit i when the event's `user` has USER_FIELDS[i], OPPREF_BIT when it has oppref.
+USER_FIELDS: Final = _USER_LIST_FIELDS + _USER_SCALAR_FIELDS
+OPPREF_BIT: Final = 1 << len(USER_FIELDS)
 
 # Real CAPI fields that no CA value feeds (the mapping has no rule for them).
 _UNMAPPABLE: Final = frozenset(
@@ -212,8 +215,9 @@ class CompiledMapping:
     custom_event_name: Chain
     # Values → (oppref, source_url, action_source, opt_out), each converted or None.
     read_envelope: Callable[[tuple[Any, ...]], tuple[Any, Any, Any, Any]]
-    # Values → the `user` object: its fields in output order, those with a usable value.
-    read_user: Callable[[tuple[Any, ...]], dict[str, Any]]
+    # Values → the `user` object (its fields in output order, those with a usable value), and
+    # which of `USER_FIELDS` it has (bit i for USER_FIELDS[i]).
+    read_user: Callable[[tuple[Any, ...]], tuple[dict[str, Any], int]]
     amount: int
     currency: int
     plan_id: Chain
@@ -402,15 +406,18 @@ class NativeReaders:
                         return value, False
         return None, False
 
-    def read_user(self, values: tuple[Any, ...]) -> dict[str, Any]:
-        """The `user` object; its identities hashed together, in one call."""
+    def read_user(self, values: tuple[Any, ...]) -> tuple[dict[str, Any], int]:
+        """The `user` object, its identities hashed together in one call, and which fields it
+        has (bit i for `user_keys[i]`)."""
         user: dict[str, Any] = {}
+        present = 0
         texts: list[str] = []
         holders: list[list[Any]] = []  # the one-item lists whose item becomes texts[i]'s digest
         for field in range(len(self.user_keys)):
             value, to_hash = self._first_unhashed(values, field + 4)
             if value is None:
                 continue
+            present |= 1 << field
             if not self.user_listed[field]:  # never hashed (`__init__` checks)
                 user[self.user_keys[field]] = value
             elif to_hash:
@@ -427,15 +434,17 @@ class NativeReaders:
                 if digest is None:  # a lone surrogate: no digest, so the chain goes on (rare)
                     return self._read_user_one_by_one(values)
                 holders[index][0] = digest
-        return user
+        return user, present
 
-    def _read_user_one_by_one(self, values: tuple[Any, ...]) -> dict[str, Any]:
+    def _read_user_one_by_one(self, values: tuple[Any, ...]) -> tuple[dict[str, Any], int]:
         user: dict[str, Any] = {}
+        present = 0
         for field, key in enumerate(self.user_keys):
             value = self._first(values, field + 4)
             if value is not None:
                 user[key] = [value] if self.user_listed[field] else value
-        return user
+                present |= 1 << field
+        return user, present
 
 
 def _path(dotted: str) -> Path:
@@ -512,12 +521,11 @@ def compile_mapping(
     if COMPILED:
         native = NativeReaders(
             [chain(field) for field in envelope_fields],
-            [(key, chain(f"user.{key}"), True) for key in _USER_LIST_FIELDS]
-            + [(key, chain(f"user.{key}"), False) for key in _USER_SCALAR_FIELDS],
+            [(key, chain(f"user.{key}"), key in _USER_LIST_FIELDS) for key in USER_FIELDS],
         )
         read_envelope: Callable[[tuple[Any, ...]], tuple[Any, Any, Any, Any]]
         read_envelope = native.read_envelope
-        read_user: Callable[[tuple[Any, ...]], dict[str, Any]] = native.read_user
+        read_user: Callable[[tuple[Any, ...]], tuple[dict[str, Any], int]] = native.read_user
     else:
         read_envelope = _chains_function(
             "read_envelope",
@@ -527,10 +535,16 @@ def compile_mapping(
         )
         read_user = _chains_function(
             "read_user",
-            [(chain(f"user.{key}"), f"user[{key!r}] = [value]") for key in _USER_LIST_FIELDS]
-            + [(chain(f"user.{key}"), f"user[{key!r}] = value") for key in _USER_SCALAR_FIELDS],
-            "user = {}",
-            "user",
+            [
+                (
+                    chain(f"user.{key}"),
+                    f"user[{key!r}] = {'[value]' if key in _USER_LIST_FIELDS else 'value'}; "
+                    f"present |= {1 << bit}",
+                )
+                for bit, key in enumerate(USER_FIELDS)
+            ],
+            "user = {}; present = 0",
+            "user, present",
         )
     event_type_of = {**DEFAULT_EVENT_MAPPING, **event_mapping}
     return CompiledMapping(

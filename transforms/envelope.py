@@ -12,7 +12,7 @@ import re
 from typing import Any, Final
 
 from transforms.capi_rules import APP_EVENT_TYPES
-from transforms.compiled import CompiledMapping
+from transforms.compiled import OPPREF_BIT, CompiledMapping
 from transforms.event_mapping import (
     CAPI_EVENT_TYPES,
     DATA_SHAPES,
@@ -164,15 +164,17 @@ def _map_values(values: tuple[Any, ...], compiled: CompiledMapping, now_ms: int)
     if opt_out is not None:
         capi["opt_out"] = opt_out
 
-    user = compiled.read_user(values) if native is None else native.read_user(values)
+    user, shape = compiled.read_user(values) if native is None else native.read_user(values)
     if user:
         capi["user"] = user
+    if oppref is not None:
+        shape |= OPPREF_BIT
 
     data = _data(values, compiled, _SHAPES[event_type])
     if isinstance(data, Failed):
         return data
     capi["data"] = data
-    return Mapped(capi)
+    return Mapped(capi, shape)
 
 
 def _has_consent(granted: object, required: frozenset[str]) -> bool:
@@ -241,23 +243,20 @@ def _content(
 ) -> dict[str, Any] | Failed:
     """One item, from the fields `CompiledMapping.item_reader` read of it."""
     item_id, name, content_type, raw_quantity, raw_amount, raw_currency = fields
-    content: dict[str, Any] = {}
     # Plain strings first, without a call: they are what producers send (same as `non_blank`).
+    content_id: str | None
     if type(item_id) is str:
-        if item_id := item_id.strip():
-            content["id"] = item_id
+        content_id = item_id.strip() or None
     elif isinstance(item_id, int) and not isinstance(item_id, bool):
-        content["id"] = str(item_id)
-    elif text_id := non_blank(item_id):
-        content["id"] = text_id
-    if name := name.strip() if type(name) is str else non_blank(name):
-        content["name"] = name
+        content_id = str(item_id)
+    else:
+        content_id = non_blank(item_id)
+    content_name = (name.strip() or None) if type(name) is str else non_blank(name)
     if type(content_type) is not str or not (content_type := content_type.strip()):
         content_type = non_blank(content_type) or default_content_type
-    content["content_type"] = content_type
+    quantity: int | None = None
     if raw_quantity is not None:
         # The usual quantity, a plain int in range, without the call.
-        quantity: int | None
         if type(raw_quantity) is int and -_SMALL_INT <= raw_quantity <= _SMALL_INT:
             quantity = raw_quantity
         else:
@@ -266,21 +265,54 @@ def _content(
             return Failed(
                 "invalid_value", f"data.contents[{index}].quantity", "must be a whole number"
             )
-        content["quantity"] = quantity
     # The usual item, priced in the event currency (implicitly or repeating it): what `_money`
     # returns then, without its general checks.
     if event_exponent is not None and (raw_currency is None or raw_currency == event_currency):
         amount = None if raw_amount is None else to_minor_units(raw_amount, event_exponent)
         if amount is not None or raw_amount is None:
-            if amount is not None:
-                content["amount"] = amount
-            if raw_currency is not None:
-                content["currency"] = event_currency
-            return content
+            currency = None if raw_currency is None else event_currency
+            return _content_object(
+                content_id, content_name, content_type, quantity, amount, currency
+            )
     money = _money(raw_amount, raw_currency, event_currency, event_exponent, index)
     if isinstance(money, Failed):
         return money
-    amount, currency = money
+    return _content_object(content_id, content_name, content_type, quantity, *money)
+
+
+def _content_object(
+    content_id: str | None,
+    name: str | None,
+    content_type: str,
+    quantity: int | None,
+    amount: int | None,
+    currency: str | None,
+) -> dict[str, Any]:
+    """The item's object, its fields in output order. The usual item has all six: one dict
+    display, sized for them at once, instead of six insertions and a resize at the sixth."""
+    if (
+        content_id is not None
+        and name is not None
+        and quantity is not None
+        and amount is not None
+        and currency is not None
+    ):
+        return {
+            "id": content_id,
+            "name": name,
+            "content_type": content_type,
+            "quantity": quantity,
+            "amount": amount,
+            "currency": currency,
+        }
+    content: dict[str, Any] = {}
+    if content_id is not None:
+        content["id"] = content_id
+    if name is not None:
+        content["name"] = name
+    content["content_type"] = content_type
+    if quantity is not None:
+        content["quantity"] = quantity
     if amount is not None:
         content["amount"] = amount
     if currency is not None:

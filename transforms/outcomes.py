@@ -24,13 +24,19 @@ MappingErrorCode = Literal["invalid_json", EventErrorCode]
 
 
 class Mapped:
-    """The event maps to a valid CAPI event (no request wrapper)."""
+    """The event maps to a valid CAPI event (no request wrapper).
 
-    __slots__ = ("event",)
+    `shape` says which identities it carries without reading them back: bit i when its `user`
+    has `compiled.USER_FIELDS[i]`, `compiled.OPPREF_BIT` when it has `oppref`.
+    Derived from `event`: equality and the repr leave it out.
+    """
+
+    __slots__ = ("event", "shape")
     __match_args__ = ("event",)
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: dict[str, Any], shape: int) -> None:
         self.event: Final = event
+        self.shape: Final = shape
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

@@ -57,6 +57,7 @@ from consumer.observability.inspector import Inspector
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
 from consumer.redaction import redact_log
 from transforms import Failed, Mapped, Skipped, capi_rules, map_values
+from transforms.compiled import OPPREF_BIT, USER_FIELDS
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")
@@ -97,7 +98,7 @@ class Pipeline:
         # Events come decoded as their values at `paths` (`map_values`): read from the bytes
         # by the compiled reader where it can, else read from the whole decoded record.
         self._read_values = PathReader(paths).read
-        self._identities: dict[tuple[tuple[str, ...], bool], frozenset[str]] = {}
+        self._identities: dict[int, frozenset[str]] = {}  # by `Mapped.shape`
         self._decode = (
             self._decoder.projector(
                 paths, self._compiled.items, list(self._compiled.item_reader.index)
@@ -503,11 +504,9 @@ class Pipeline:
                     continue
                 # Events share a handful of identity shapes: one frozenset each, not a set per
                 # event in flight.
-                user = mapped.get("user")
-                shape = (tuple(user) if user else (), "oppref" in mapped)
-                identity = identities.get(shape)
+                identity = identities.get(outcome.shape)
                 if identity is None:
-                    identity = identities[shape] = _identity_fields(shape)
+                    identity = identities[outcome.shape] = _identity_fields(outcome.shape)
                 by_pixel[pixel].append(
                     new(
                         pending,
@@ -952,10 +951,11 @@ def _offsets(run: list[Record]) -> range | list[int]:
     return cast(list[int], [record.offset() for record in run])  # (a methodcaller is slower)
 
 
-def _identity_fields(shape: tuple[tuple[str, ...], bool]) -> frozenset[str]:
-    """The identity fields of a mapped event: its `user` keys that are identities, and oppref."""
-    user_keys, has_oppref = shape
-    return _USER_IDENTITY.intersection(user_keys) | ({"oppref"} if has_oppref else set())
+def _identity_fields(shape: int) -> frozenset[str]:
+    """The identity fields of a mapped event of this `Mapped.shape`: its `user` keys that are
+    identities, and oppref."""
+    user_keys = [key for bit, key in enumerate(USER_FIELDS) if shape >> bit & 1]
+    return _USER_IDENTITY.intersection(user_keys) | ({"oppref"} if shape & OPPREF_BIT else set())
 
 
 def _names(keys: Iterable[TopicPartitionKey]) -> list[str]:

@@ -18,7 +18,8 @@ from consumer.cli.json_values import projector
 from consumer.cli.map import map_lines, outcome_json
 from consumer.config import load_config
 from tests.transforms.goldens import GoldenCase, check, load_cases, parsed_input
-from transforms import CompiledMapping, MappingSettings, map_event
+from transforms import CompiledMapping, Mapped, MappingSettings, map_event
+from transforms.compiled import OPPREF_BIT, USER_FIELDS
 
 CASES = load_cases()
 CLI = Path(sys.executable).with_name("capi-consumer")
@@ -40,7 +41,13 @@ JSON_CASES = [case for case in CASES if parsed_input(case) is not None]
 
 @pytest.mark.parametrize("case", JSON_CASES, ids=[case.name for case in JSON_CASES])
 def test_map_event(case: GoldenCase) -> None:
-    check(case, outcome_json(map_event(parsed_input(case), _compiled(case), case.now)))
+    outcome = map_event(parsed_input(case), _compiled(case), case.now)
+    check(case, outcome_json(outcome))
+    if isinstance(outcome, Mapped):  # its shape tells its user fields and oppref
+        has = {key for bit, key in enumerate(USER_FIELDS) if outcome.shape >> bit & 1}
+        assert has == set(outcome.event.get("user", {}))
+        assert bool(outcome.shape & OPPREF_BIT) == ("oppref" in outcome.event)
+        assert outcome.shape < OPPREF_BIT << 1
 
 
 @pytest.mark.parametrize("reader", ["orjson", "json_values"])

@@ -209,3 +209,19 @@ def test_cookie_values_are_those_of_the_two_scan_version(parts: list[str]) -> No
         expected = _cookie_reference(name, cookie)
         assert identity.cookie_value(name, cookie) == expected
         assert identity.cookie_value(name, cookie, name + "=") == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(ipv6_like(), st.text("0123456789abcdefgABCDEFG:.%x \u0663", max_size=40)))
+def test_the_hextets_loop_counts_exactly_what_the_pattern_matches(text: str) -> None:
+    # The loop is what a compiled build runs; the pattern is what the interpreter runs.
+    matched = identity._HEXTETS.fullmatch(text)
+    assert identity._hextets_loop(text) == (text.count(":") + 1 if matched else -1)
+
+
+@given(st.text("a@ .B\u00c9\u0130", max_size=8))
+def test_email_check_is_one_at_with_text_on_both_sides(text: str) -> None:
+    email = text.strip().lower()
+    local, at, domain = email.partition("@")
+    ok = bool(local and at and domain and "@" not in domain)
+    assert identity.normalize_email(text) == (email if ok else None)
