@@ -18,6 +18,7 @@ from transforms.event_mapping import (
     DEFAULT_EVENT_MAPPING,
     translate_action_source,
 )
+from transforms.outcomes import USER_FIELDS
 from transforms.paths import COMPILED, ITEM_PREFIX, Chain, Path, PathReader, split_path
 from transforms.urls import sanitize_source_url
 
@@ -134,22 +135,9 @@ _FIELDS: Final[Mapping[str, _Field]] = MappingProxyType(
     }
 )
 
-# The `user` list fields (one value each) and the scalar ones, in output order.
-_USER_LIST_FIELDS: Final = (
-    "emails_sha256",
-    "phone_numbers_sha256",
-    "external_ids_sha256",
-    "first_names_sha256",
-    "last_names_sha256",
-    "countries",
-    "cities",
-    "regions",
-    "postal_codes",
-)
+# The `user` fields in output order (outcomes.USER_FIELDS): one-value lists but these scalars.
 _USER_SCALAR_FIELDS: Final = ("ip_address", "user_agent", "obref")
-# `Mapped.shape`: bit i when the event's `user` has USER_FIELDS[i], OPPREF_BIT when it has oppref.
-USER_FIELDS: Final = _USER_LIST_FIELDS + _USER_SCALAR_FIELDS
-OPPREF_BIT: Final = 1 << len(USER_FIELDS)
+_USER_LIST_FIELDS: Final = tuple(key for key in USER_FIELDS if key not in _USER_SCALAR_FIELDS)
 
 # Real CAPI fields that no CA value feeds (the mapping has no rule for them).
 _UNMAPPABLE: Final = frozenset(

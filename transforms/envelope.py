@@ -12,7 +12,7 @@ import re
 from typing import Any, Final
 
 from transforms.capi_rules import APP_EVENT_TYPES
-from transforms.compiled import OPPREF_BIT, CompiledMapping
+from transforms.compiled import CompiledMapping
 from transforms.event_mapping import (
     CAPI_EVENT_TYPES,
     DATA_SHAPES,
@@ -26,7 +26,7 @@ from transforms.money import (
     to_minor_units,
     to_whole_number,
 )
-from transforms.outcomes import Failed, Mapped, Outcome, Skipped
+from transforms.outcomes import OPPREF_BIT, Failed, Mapped, Outcome, Skipped
 from transforms.paths import pick
 from transforms.timestamps import WINDOW_FUTURE_MS, WINDOW_PAST_MS, parse_timestamp_ms
 

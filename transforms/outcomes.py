@@ -18,6 +18,35 @@ EventErrorCode = Literal["missing_field", "invalid_value", "timestamp_out_of_win
 MappingErrorCode = Literal["invalid_json", EventErrorCode]
 
 
+# The `user` fields a mapped event can have, in output order, and `Mapped.shape`'s bits: bit i
+# when its `user` has USER_FIELDS[i], OPPREF_BIT when it has `oppref`.
+USER_FIELDS: Final = (
+    "emails_sha256",
+    "phone_numbers_sha256",
+    "external_ids_sha256",
+    "first_names_sha256",
+    "last_names_sha256",
+    "countries",
+    "cities",
+    "regions",
+    "postal_codes",
+    "ip_address",
+    "user_agent",
+    "obref",
+)
+OPPREF_BIT: Final = 1 << len(USER_FIELDS)
+
+
+def shape_of(event: dict[str, Any]) -> int:
+    """`Mapped.shape` read back from a mapped event (the mapping fills it in as it goes)."""
+    user = event.get("user") or {}
+    shape = OPPREF_BIT if "oppref" in event else 0
+    for bit, key in enumerate(USER_FIELDS):
+        if key in user:
+            shape |= 1 << bit
+    return shape
+
+
 # Plain classes rather than dataclasses: mypyc compiles their `__init__` natively (a dataclass's is
 # generated at run time, so it stays interpreted). Equality, hash and repr are a frozen
 # dataclass's; the attributes are `Final` for the type checker.
@@ -27,16 +56,16 @@ class Mapped:
     """The event maps to a valid CAPI event (no request wrapper).
 
     `shape` says which identities it carries without reading them back: bit i when its `user`
-    has `compiled.USER_FIELDS[i]`, `compiled.OPPREF_BIT` when it has `oppref`.
+    has `USER_FIELDS[i]`, `OPPREF_BIT` when it has `oppref` (`shape_of(event)` when not given).
     Derived from `event`: equality and the repr leave it out.
     """
 
     __slots__ = ("event", "shape")
     __match_args__ = ("event",)
 
-    def __init__(self, event: dict[str, Any], shape: int) -> None:
+    def __init__(self, event: dict[str, Any], shape: int | None = None) -> None:
         self.event: Final = event
-        self.shape: Final = shape
+        self.shape: Final = shape_of(event) if shape is None else shape
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

@@ -476,6 +476,36 @@ store(PyObject *slots, Py_ssize_t slot, PyObject *value)
 
 static int read_items(const Projector *self, Cursor *cur, PyObject **result, int depth);
 
+/* After a member or an element: ANOTHER when a ',' announces one more, else the status of the
+ * closing `closer`. */
+#define ANOTHER 1
+static inline int
+after_item(Cursor *cur, unsigned char closer)
+{
+    skip_ws(cur);
+    if (cur->pos < cur->end && *cur->pos == ',') {
+        cur->pos++;
+        return ANOTHER;
+    }
+    return expect(cur, closer);
+}
+
+/* A container being built (NULL when only checking) handed over in *result when `status` is OK,
+ * else released. */
+static inline int
+hand_over(PyObject *built, int status, PyObject **result)
+{
+    if (built != NULL) {
+        if (status == OK) {
+            *result = built;
+        }
+        else {
+            Py_DECREF(built);
+        }
+    }
+    return status;
+}
+
 /* An object (cur->pos just past its '{'). Three ways: built into *result (result not NULL);
  * read into `slots` along `node` (node not NULL); or only checked. */
 static int
@@ -570,27 +600,12 @@ read_object(const Projector *self, Cursor *cur, const Node *node, PyObject *slot
                 store(slots, entry->slot, value);
             }
         }
-        if (status != OK) {
+        if (status != OK || (status = after_item(cur, '}')) != ANOTHER) {
             goto done;
         }
-        skip_ws(cur);
-        if (cur->pos < cur->end && *cur->pos == ',') {
-            cur->pos++;
-            continue;
-        }
-        status = expect(cur, '}');
-        goto done;
     }
 done:
-    if (dict != NULL) {
-        if (status == OK) {
-            *result = dict;
-        }
-        else {
-            Py_DECREF(dict);
-        }
-    }
-    return status;
+    return hand_over(dict, status, result);
 }
 
 /* An array (cur->pos at its '['): built into *result unless result is NULL; with `item_slots`
@@ -632,27 +647,12 @@ read_array(const Projector *self, Cursor *cur, PyObject **result, int depth,
             status = PyList_Append(list, item) < 0 ? FAILED : OK;
             Py_DECREF(item);
         }
-        if (status != OK) {
+        if (status != OK || (status = after_item(cur, ']')) != ANOTHER) {
             goto done;
         }
-        skip_ws(cur);
-        if (cur->pos < cur->end && *cur->pos == ',') {
-            cur->pos++;
-            continue;
-        }
-        status = expect(cur, ']');
-        goto done;
     }
 done:
-    if (list != NULL) {
-        if (status == OK) {
-            *result = list;
-        }
-        else {
-            Py_DECREF(list);
-        }
-    }
-    return status;
+    return hand_over(list, status, result);
 }
 
 static int

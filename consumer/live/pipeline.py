@@ -57,7 +57,7 @@ from consumer.observability.inspector import Inspector
 from consumer.observability.metrics import IDENTITY_FIELDS, Metrics
 from consumer.redaction import redact_log
 from transforms import Failed, Mapped, Skipped, capi_rules, map_values
-from transforms.compiled import OPPREF_BIT, USER_FIELDS
+from transforms.outcomes import OPPREF_BIT, USER_FIELDS
 from transforms.paths import PathReader
 
 log = logging.getLogger("consumer.pipeline")

@@ -19,7 +19,7 @@ from consumer.cli.map import map_lines, outcome_json
 from consumer.config import load_config
 from tests.transforms.goldens import GoldenCase, check, load_cases, parsed_input
 from transforms import CompiledMapping, Mapped, MappingSettings, map_event
-from transforms.compiled import OPPREF_BIT, USER_FIELDS
+from transforms.outcomes import OPPREF_BIT, USER_FIELDS
 
 CASES = load_cases()
 CLI = Path(sys.executable).with_name("capi-consumer")
@@ -48,6 +48,7 @@ def test_map_event(case: GoldenCase) -> None:
         assert has == set(outcome.event.get("user", {}))
         assert bool(outcome.shape & OPPREF_BIT) == ("oppref" in outcome.event)
         assert outcome.shape < OPPREF_BIT << 1
+        assert Mapped(outcome.event).shape == outcome.shape  # read back when not given
 
 
 @pytest.mark.parametrize("reader", ["orjson", "json_values"])
