@@ -14,15 +14,17 @@ Path = tuple[str, ...]
 Values = tuple[Any, ...]
 _PROJECT, _SKIP, _STORE, _INTO_RECORD, _INTO_UNION = 13, 14, 15, 16, 17
 # A path's slot (None when only deeper paths start with it), and the paths below it.
-_Trie = dict[str, tuple[list[int | None], "_Trie"]]
+PathTrie = dict[str, tuple[list[int | None], "PathTrie"]]
 
 
 class NotProjectable(ValueError):
     """Paths the projection cannot read as the whole decode would: decode whole records."""
 
 
-def _trie(paths: Sequence[Path]) -> _Trie:
-    root: _Trie = {}
+def path_trie(paths: Sequence[Path]) -> PathTrie:
+    """`paths` as a tree of their keys, each path's slot its index (the compiled readers of Avro
+    and of JSON lines are built from it)."""
+    root: PathTrie = {}
     for slot, path in enumerate(paths):
         node = root
         for key in path[:-1]:
@@ -47,7 +49,7 @@ def projection(
         raise NotProjectable("a path is given twice")
     record, union, array, map_ = (OPCODES[kind] for kind in ("record", "union", "array", "map"))
 
-    def into(node: tuple[Any, ...], trie: _Trie, store: Callable[..., Any]) -> tuple[Any, ...]:
+    def into(node: tuple[Any, ...], trie: PathTrie, store: Callable[..., Any]) -> tuple[Any, ...]:
         if node[0] == record:
             targets = []
             for name, field in zip(node[1], node[2], strict=True):
@@ -73,7 +75,7 @@ def projection(
     def stored(slot: int, node: tuple[Any, ...]) -> tuple[Any, ...]:
         return (_STORE, slot, node)
 
-    item_trie = _trie(item_paths)
+    item_trie = path_trie(item_paths)
 
     def item(node: tuple[Any, ...]) -> tuple[Any, ...]:
         if node[0] == record:
@@ -92,7 +94,7 @@ def projection(
     def stored_or_items(slot: int, node: tuple[Any, ...]) -> tuple[Any, ...]:
         return (_STORE, slot, item_list(node) if slot == items_slot else node)
 
-    return (_PROJECT, len(paths), into(program, _trie(paths), stored_or_items))
+    return (_PROJECT, len(paths), into(program, path_trie(paths), stored_or_items))
 
 
 # Verdicts on an extra property of a projected record (see `extras_verdict`).
@@ -130,7 +132,7 @@ def extras_verdict(
         return WHOLE
     tokens = [*parents, last]
     node: tuple[Any, ...] | None = program
-    requested: _Trie | None = _trie(paths)
+    requested: PathTrie | None = path_trie(paths)
     verdict = IGNORE
     position = 0
     while position < len(tokens):
@@ -150,7 +152,7 @@ def extras_verdict(
             index = tokens[position + 1] if position + 1 < len(tokens) else ""
             if array is None or not index.isdigit() or position + 2 >= len(tokens):
                 return WHOLE
-            node, requested, verdict = array[1], _trie(item_paths), int(index)
+            node, requested, verdict = array[1], path_trie(item_paths), int(index)
             position += 1
         position += 1
     return verdict if requested is None else WHOLE

@@ -474,7 +474,8 @@ store(PyObject *slots, Py_ssize_t slot, PyObject *value)
     Py_DECREF(old);
 }
 
-static int read_items(const Projector *self, Cursor *cur, PyObject **result, int depth);
+static int read_array(const Projector *self, Cursor *cur, PyObject **result, int depth,
+                      Py_ssize_t item_slots);
 
 /* After a member or an element: ANOTHER when a ',' announces one more, else the status of the
  * closing `closer`. */
@@ -591,7 +592,7 @@ read_object(const Projector *self, Cursor *cur, const Node *node, PyObject *slot
         else {
             PyObject *value = NULL;
             if (entry->items && cur->pos < cur->end && *cur->pos == '[') {
-                status = read_items(self, cur, &value, depth + 1);
+                status = read_array(self, cur, &value, depth + 1, self->item_slot_count);
             }
             else {
                 status = read_value(self, cur, &value, depth + 1);
@@ -653,12 +654,6 @@ read_array(const Projector *self, Cursor *cur, PyObject **result, int depth,
     }
 done:
     return hand_over(list, status, result);
-}
-
-static int
-read_items(const Projector *self, Cursor *cur, PyObject **result, int depth)
-{
-    return read_array(self, cur, result, depth, self->item_slot_count);
 }
 
 /* Any value at cur->pos: checked, and built into *result unless result is NULL. */

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from consumer.avro.projection import PathTrie, path_trie
 from transforms import CompiledMapping
 
 if TYPE_CHECKING:  # the extension is optional; the stub has its types
@@ -26,26 +27,18 @@ class _Unfit(ValueError):
 
 def tree(paths: Sequence[Path], items_slot: int | None = None) -> Node:
     """The C reader's node for `paths` (slot = index in `paths`)."""
-    # key → [slot, children]
-    root: dict[str, list[Any]] = {}
-    for slot, path in enumerate(paths):
-        level = root
-        for depth, key in enumerate(path):
-            entry = level.setdefault(key, [-1, {}])
-            if depth == len(path) - 1:
-                entry[0] = slot
-            level = entry[1]
 
-    def node(level: dict[str, list[Any]]) -> Node:
+    def node(trie: PathTrie) -> Node:
         entries = []
-        for key, (slot, children) in level.items():
-            if slot >= 0 and children:
+        for key, ((slot,), below) in trie.items():
+            if slot is not None and below:
                 raise _Unfit("a path is also the start of another")
-            child = node(children) if children else None
-            entries.append((key, slot, slot == items_slot, child))
+            child = node(below) if below else None
+            stored = -1 if slot is None else slot
+            entries.append((key, stored, slot is not None and slot == items_slot, child))
         return tuple(entries)
 
-    return node(root)
+    return node(path_trie(paths))
 
 
 def projector(compiled: CompiledMapping) -> Projector | None:
